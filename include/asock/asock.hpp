@@ -1,0 +1,46 @@
+// asock/asock.hpp: everything, with the current platform's defaults.
+#pragma once
+
+#include <asock/async_socket.hpp>
+#include <asock/buffer.hpp>
+#include <asock/engine_ref.hpp>
+#include <asock/platform.hpp>
+#include <asock/results.hpp>
+#include <asock/spawn.hpp>
+#include <asock/sync_wait.hpp>
+#include <asock/task.hpp>
+#include <asock/tcp.hpp>
+#include <asock/transport.hpp>
+
+#if defined(__linux__)
+#include <asock/linux/epoll_platform.hpp>
+#else
+#error "asock: no backend for this platform yet"
+#endif
+
+namespace asock {
+
+#if defined(__linux__)
+/// The platform policy of this build: epoll on Linux.
+using default_platform = linux_epoll::epoll_platform;
+#endif
+
+using engine = default_platform::engine_type;
+using engine_options = default_platform::engine_options;
+using tcp_socket = async_socket<default_platform>;
+using tcp_listener_t = tcp_listener<default_platform>;
+
+/// Creates an engine of the default platform (empty reference on failure).
+inline engine_ref<engine> make_engine(const engine_options& options = {})
+{
+    return engine_ref<engine>::create(options);
+}
+
+/// tcp_connect on the default platform.
+inline task<connect_outcome<default_platform>> connect(engine& e, std::string host, std::uint16_t port,
+                                                       std::stop_token token = {})
+{
+    return tcp_connect<default_platform>(e, std::move(host), port, std::move(token));
+}
+
+} // namespace asock

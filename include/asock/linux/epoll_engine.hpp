@@ -1,0 +1,397 @@
+// asock/linux/epoll_engine.hpp: the execution engine of the epoll backend.
+//
+// An engine owns one epoll instance, an eventfd for wake-ups, the threads that
+// run its event loop, and the pool of socket cores. It is reference counted, as
+// the spec's execution engine is: every socket holds a reference, so the engine
+// outlives its sockets.
+//
+// Two ways to run the loop:
+// - `threads >= 1`: the engine starts that many threads; each waits on the same
+//   epoll instance. Completions run on whichever thread saw the event.
+// - `threads == 0`: no threads; the caller runs the loop with run(), run_one()
+//   or poll() (single-threaded servers, benchmarks, deterministic tests).
+#pragma once
+
+#include <asock/detail/operation.hpp>
+#include <asock/linux/epoll_socket_core.hpp>
+#include <asock/linux/epoll_sys.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace asock::linux_epoll {
+
+struct engine_options {
+    /// Threads the engine starts for its event loop. 0: none; the caller runs
+    /// the loop with run() / run_one() / poll().
+    unsigned threads = 1;
+};
+
+namespace detail {
+/// The engine whose loop the current thread is running, and the work that loop
+/// iteration posted to itself (run before the next wait, with no wake-up call).
+struct loop_context {
+    const void* engine = nullptr;
+    asock::detail::work_item* head = nullptr;
+    asock::detail::work_item* tail = nullptr;
+};
+inline thread_local loop_context tls_loop{};
+} // namespace detail
+
+template <class Sys>
+class basic_epoll_engine {
+public:
+    using core_type = epoll_socket_core<Sys>;
+    using work_item = asock::detail::work_item;
+
+    /// Creates an engine with one reference, or returns nullptr when the
+    /// kernel refuses an epoll instance, an eventfd or a thread.
+    static basic_epoll_engine* create(const engine_options& options = {}) noexcept
+    {
+        auto* e = new (std::nothrow) basic_epoll_engine();
+        if (e == nullptr) {
+            return nullptr;
+        }
+        if (!e->init(options)) {
+            e->destroy_now();
+            return nullptr;
+        }
+        return e;
+    }
+
+    /// The process-wide engine used where the spec lets the execution engine be
+    /// NULL (11_002). Created on first use with one thread, destroyed when its
+    /// last reference goes. Returns a new reference.
+    static basic_epoll_engine* acquire_default() noexcept
+    {
+        std::lock_guard lk(default_mutex());
+        basic_epoll_engine*& d = default_engine();
+        if (d != nullptr) {
+            std::uint32_t r = d->refs_.load(std::memory_order_acquire);
+            while (r != 0) {
+                if (d->refs_.compare_exchange_weak(r, r + 1, std::memory_order_acq_rel)) {
+                    return d;
+                }
+            }
+        }
+        d = create(engine_options{1});
+        return d;
+    }
+
+    void inc_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+
+    void dec_ref() noexcept
+    {
+        if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) {
+            return;
+        }
+        {
+            std::lock_guard lk(default_mutex());
+            if (default_engine() == this) {
+                default_engine() = nullptr;
+            }
+        }
+        if (is_loop_thread()) {
+            // The last reference went on one of our own threads (a callback
+            // dropped it). That thread cannot join itself: let another do it.
+            std::thread([this] { destroy_now(); }).detach();
+            return;
+        }
+        destroy_now();
+    }
+
+    std::uint32_t use_count() const noexcept { return refs_.load(std::memory_order_relaxed); }
+    unsigned thread_count() const noexcept { return static_cast<unsigned>(threads_.size()); }
+    int epoll_fd() const noexcept { return epfd_; }
+
+    /// True when called from a thread currently running this engine's loop.
+    bool running_in_this_thread() const noexcept { return detail::tls_loop.engine == this; }
+
+    // ---- running the loop (for engines created with threads == 0) ----------
+
+    /// Runs the loop on the calling thread until stop(). Returns the number of
+    /// events and posted items handled.
+    std::size_t run() noexcept
+    {
+        loop_scope scope(this);
+        std::size_t n = 0;
+        while (!stop_.load(std::memory_order_acquire)) {
+            n += run_batch(-1);
+        }
+        return n;
+    }
+
+    /// Waits up to `timeout_ms` (-1: forever) for events, handles one batch.
+    std::size_t run_one(int timeout_ms = -1) noexcept
+    {
+        loop_scope scope(this);
+        return run_batch(timeout_ms);
+    }
+
+    /// Handles whatever is ready now, without waiting.
+    std::size_t poll() noexcept { return run_one(0); }
+
+    /// Makes run() return and the engine's threads leave their loop.
+    void stop() noexcept
+    {
+        stop_.store(true, std::memory_order_release);
+        Sys::eventfd_signal(evfd_); // level-triggered and left undrained: every waiter sees it
+    }
+
+    /// Undoes stop() so run() can be called again.
+    void restart() noexcept
+    {
+        stop_.store(false, std::memory_order_release);
+        Sys::eventfd_drain(evfd_);
+    }
+
+    bool stopped() const noexcept { return stop_.load(std::memory_order_acquire); }
+
+    /// Runs `item->run(item)` later on an engine thread. Never allocates: the
+    /// item is intrusive. From an engine thread it costs no system call.
+    void post(work_item* item) noexcept
+    {
+        item->next = nullptr;
+        detail::loop_context& tls = detail::tls_loop;
+        if (tls.engine == this) {
+            if (tls.tail != nullptr) {
+                tls.tail->next = item;
+            } else {
+                tls.head = item;
+            }
+            tls.tail = item;
+            return;
+        }
+        bool wake = false;
+        {
+            std::lock_guard lk(post_mu_);
+            if (post_tail_ != nullptr) {
+                post_tail_->next = item;
+            } else {
+                post_head_ = item;
+            }
+            post_tail_ = item;
+            wake = !wake_pending_;
+            wake_pending_ = true;
+            has_posted_.store(true, std::memory_order_release);
+        }
+        if (wake) {
+            Sys::eventfd_signal(evfd_);
+        }
+    }
+
+    // ---- socket cores ----------------------------------------------------------
+
+    /// Takes a core from the pool (one allocation per 64 sockets at most).
+    core_type* acquire_core() noexcept
+    {
+        std::lock_guard lk(pool_mu_);
+        if (free_cores_ == nullptr) {
+            constexpr std::size_t chunk = 64;
+            std::unique_ptr<core_type[]> block(new (std::nothrow) core_type[chunk]);
+            if (!block) {
+                return nullptr;
+            }
+            try {
+                chunks_.push_back(std::move(block));
+            } catch (...) {
+                return nullptr;
+            }
+            core_type* cores = chunks_.back().get();
+            for (std::size_t i = 0; i < chunk; ++i) {
+                cores[i].next_free = free_cores_;
+                free_cores_ = &cores[i];
+            }
+        }
+        core_type* c = free_cores_;
+        free_cores_ = c->next_free;
+        c->next_free = nullptr;
+        return c;
+    }
+
+    /// Returns a detached core to the pool. Its memory stays valid until the
+    /// engine is destroyed, which is what makes stale epoll events harmless.
+    void release_core(core_type* c) noexcept
+    {
+        std::lock_guard lk(pool_mu_);
+        c->next_free = free_cores_;
+        free_cores_ = c;
+    }
+
+private:
+    basic_epoll_engine() = default;
+    ~basic_epoll_engine() = default;
+
+    struct loop_scope {
+        explicit loop_scope(basic_epoll_engine* e) noexcept : saved(detail::tls_loop)
+        {
+            detail::tls_loop = detail::loop_context{e, nullptr, nullptr};
+        }
+        ~loop_scope()
+        {
+            // Work posted to this thread but not yet run stays queued on the engine.
+            detail::loop_context& tls = detail::tls_loop;
+            if (tls.head != nullptr) {
+                auto* e = static_cast<basic_epoll_engine*>(const_cast<void*>(tls.engine));
+                asock::detail::work_item* h = tls.head;
+                tls = detail::loop_context{};
+                while (h != nullptr) {
+                    asock::detail::work_item* n = h->next;
+                    e->post(h);
+                    h = n;
+                }
+            }
+            detail::tls_loop = saved;
+        }
+        detail::loop_context saved;
+    };
+
+    bool init(const engine_options& options) noexcept
+    {
+        epfd_ = Sys::epoll_create();
+        if (epfd_ < 0) {
+            return false;
+        }
+        evfd_ = Sys::eventfd_create();
+        if (evfd_ < 0) {
+            return false;
+        }
+        if (Sys::epoll_add(epfd_, evfd_, EPOLLIN, this) != 0) {
+            return false;
+        }
+        try {
+            threads_.reserve(options.threads);
+            for (unsigned i = 0; i < options.threads; ++i) {
+                threads_.emplace_back([this] { thread_main(); });
+            }
+        } catch (...) {
+            return false;
+        }
+        return true;
+    }
+
+    void destroy_now() noexcept
+    {
+        stop();
+        for (auto& t : threads_) {
+            if (t.joinable()) {
+                t.join();
+            }
+        }
+        threads_.clear();
+        if (evfd_ >= 0) {
+            Sys::close(evfd_);
+        }
+        if (epfd_ >= 0) {
+            Sys::close(epfd_);
+        }
+        delete this;
+    }
+
+    void thread_main() noexcept
+    {
+        loop_scope scope(this);
+        while (!stop_.load(std::memory_order_acquire)) {
+            run_batch(-1);
+        }
+    }
+
+    bool is_loop_thread() const noexcept
+    {
+        const auto me = std::this_thread::get_id();
+        for (const auto& t : threads_) {
+            if (t.get_id() == me) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    std::size_t run_batch(int timeout_ms) noexcept
+    {
+        constexpr int batch = 64;
+        epoll_event events[batch];
+        detail::loop_context& tls = detail::tls_loop;
+        if (tls.head != nullptr || has_posted_.load(std::memory_order_acquire)) {
+            timeout_ms = 0;
+        }
+        int n = Sys::epoll_wait(epfd_, events, batch, timeout_ms);
+        if (n < 0) {
+            n = 0; // EINTR
+        }
+        std::size_t handled = 0;
+        for (int i = 0; i < n; ++i) {
+            void* p = events[i].data.ptr;
+            if (p == this) {
+                if (!stop_.load(std::memory_order_acquire)) {
+                    Sys::eventfd_drain(evfd_);
+                }
+                continue;
+            }
+            static_cast<core_type*>(p)->on_epoll_events(events[i].events);
+            ++handled;
+        }
+        return handled + run_posted();
+    }
+
+    std::size_t run_posted() noexcept
+    {
+        detail::loop_context& tls = detail::tls_loop;
+        work_item* local = tls.head;
+        tls.head = tls.tail = nullptr;
+        work_item* shared = nullptr;
+        if (has_posted_.load(std::memory_order_acquire)) {
+            std::lock_guard lk(post_mu_);
+            shared = post_head_;
+            post_head_ = post_tail_ = nullptr;
+            wake_pending_ = false;
+            has_posted_.store(false, std::memory_order_relaxed);
+        }
+        std::size_t n = 0;
+        for (work_item* list : {local, shared}) {
+            while (list != nullptr) {
+                work_item* next = list->next;
+                list->run(list);
+                list = next;
+                ++n;
+            }
+        }
+        return n;
+    }
+
+    static std::mutex& default_mutex() noexcept
+    {
+        static std::mutex m;
+        return m;
+    }
+    static basic_epoll_engine*& default_engine() noexcept
+    {
+        static basic_epoll_engine* e = nullptr;
+        return e;
+    }
+
+    std::atomic<std::uint32_t> refs_{1};
+    int epfd_ = -1;
+    int evfd_ = -1;
+    std::atomic<bool> stop_{false};
+    std::vector<std::thread> threads_;
+
+    std::mutex post_mu_;
+    work_item* post_head_ = nullptr;
+    work_item* post_tail_ = nullptr;
+    bool wake_pending_ = false;
+    std::atomic<bool> has_posted_{false};
+
+    std::mutex pool_mu_;
+    core_type* free_cores_ = nullptr;
+    std::vector<std::unique_ptr<core_type[]>> chunks_;
+};
+
+} // namespace asock::linux_epoll

@@ -1,0 +1,104 @@
+// asock/linux/epoll_sys.hpp: the system calls the epoll backend makes, in one place.
+//
+// Rationale: the epoll backend (engine + socket core) is a template over this
+// "Sys" policy. The real one below calls the kernel; tests substitute a fake with
+// the same static functions that returns scripted results and errno values, so
+// every error branch of the backend is exercised deterministically with the
+// production logic, not a copy of it. Every function reports failure as the
+// kernel does: a negative return value and errno set.
+#pragma once
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+namespace asock::linux_epoll {
+
+/// Events the backend asks epoll for, once per socket, for the socket's lifetime.
+/// Edge-triggered: an operation tries its system call first and waits for an
+/// edge only after EAGAIN, so no epoll_ctl is needed per operation.
+inline constexpr std::uint32_t socket_event_mask = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+
+struct epoll_sys {
+    static int epoll_create() noexcept { return ::epoll_create1(EPOLL_CLOEXEC); }
+
+    static int epoll_add(int epfd, int fd, std::uint32_t events, void* data) noexcept
+    {
+        epoll_event ev{};
+        ev.events = events;
+        ev.data.ptr = data;
+        return ::epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
+    }
+
+    static int epoll_del(int epfd, int fd) noexcept
+    {
+        epoll_event ev{}; // non-null for kernels before 2.6.9
+        return ::epoll_ctl(epfd, EPOLL_CTL_DEL, fd, &ev);
+    }
+
+    static int epoll_wait(int epfd, epoll_event* events, int max_events, int timeout_ms) noexcept
+    {
+        return ::epoll_wait(epfd, events, max_events, timeout_ms);
+    }
+
+    static int eventfd_create() noexcept { return ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
+
+    static void eventfd_signal(int fd) noexcept
+    {
+        std::uint64_t one = 1;
+        ssize_t r;
+        do {
+            r = ::write(fd, &one, sizeof one);
+        } while (r < 0 && errno == EINTR);
+    }
+
+    static void eventfd_drain(int fd) noexcept
+    {
+        std::uint64_t value;
+        ssize_t r;
+        do {
+            r = ::read(fd, &value, sizeof value);
+        } while (r < 0 && errno == EINTR);
+    }
+
+    /// Gathering send that never raises SIGPIPE and never blocks.
+    static ssize_t send_iov(int fd, const iovec* iov, int count) noexcept
+    {
+        msghdr msg{};
+        msg.msg_iov = const_cast<iovec*>(iov);
+        msg.msg_iovlen = static_cast<std::size_t>(count);
+        return ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
+
+    /// Scattering receive that never blocks; fills the buffers in order.
+    static ssize_t recv_iov(int fd, iovec* iov, int count) noexcept
+    {
+        msghdr msg{};
+        msg.msg_iov = iov;
+        msg.msg_iovlen = static_cast<std::size_t>(count);
+        return ::recvmsg(fd, &msg, MSG_DONTWAIT);
+    }
+
+    /// Current readiness of `fd` (a zero-timeout poll): POLLIN / POLLOUT / POLLERR / POLLHUP / POLLRDHUP bits.
+    static short poll_now(int fd, short events) noexcept
+    {
+        pollfd p{fd, static_cast<short>(events | POLLRDHUP), 0};
+        int r;
+        do {
+            r = ::poll(&p, 1, 0);
+        } while (r < 0 && errno == EINTR);
+        return r > 0 ? p.revents : 0;
+    }
+
+    static int shutdown(int fd) noexcept { return ::shutdown(fd, SHUT_RDWR); }
+    static int close(int fd) noexcept { return ::close(fd); }
+};
+
+} // namespace asock::linux_epoll

@@ -1,0 +1,231 @@
+// asock/linux/tcp_posix.hpp: TCP connect and listen/accept over POSIX sockets.
+//
+// Both are built on async_socket itself: the connecting or listening descriptor
+// is opened as an async_socket and waited on with notify_io_async, so the
+// helpers add no backend code. Include <asock/tcp.hpp> rather than this file.
+#pragma once
+
+#include <asock/async_socket.hpp>
+#include <asock/results.hpp>
+#include <asock/task.hpp>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <stop_token>
+#include <string>
+#include <system_error>
+#include <utility>
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace asock {
+
+/// Errors of name resolution (getaddrinfo's EAI_* codes).
+inline const std::error_category& resolve_category() noexcept
+{
+    struct category : std::error_category {
+        const char* name() const noexcept override { return "asock.resolve"; }
+        std::string message(int code) const override { return ::gai_strerror(code); }
+    };
+    static const category c;
+    return c;
+}
+
+/// What tcp_connect / tcp_listener::accept produce: an error, or an OPEN socket.
+template <class Platform>
+struct connect_outcome {
+    std::error_code error;
+    async_socket<Platform> socket;
+    explicit operator bool() const noexcept { return !error; }
+};
+template <class Platform>
+using accept_outcome = connect_outcome<Platform>;
+
+namespace detail {
+inline void set_tcp_nodelay(int fd) noexcept
+{
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+inline std::error_code last_error() noexcept { return {errno, std::system_category()}; }
+
+struct addrinfo_deleter {
+    void operator()(addrinfo* p) const noexcept { ::freeaddrinfo(p); }
+};
+using addrinfo_ptr = std::unique_ptr<addrinfo, addrinfo_deleter>;
+
+inline addrinfo_ptr resolve(const std::string& host, std::uint16_t port, bool passive, std::error_code& ec)
+{
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
+    char service[8];
+    std::snprintf(service, sizeof service, "%u", static_cast<unsigned>(port));
+    addrinfo* res = nullptr;
+    const int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), service, &hints, &res);
+    if (rc != 0) {
+        ec = rc == EAI_SYSTEM ? last_error() : std::error_code(rc, resolve_category());
+        return nullptr;
+    }
+    ec.clear();
+    return addrinfo_ptr(res);
+}
+} // namespace detail
+
+/// Connects to host:port over TCP (TCP_NODELAY set) and returns an OPEN socket
+/// on `engine`. Tries each resolved address in turn. Name resolution is
+/// synchronous (getaddrinfo); the connect itself is asynchronous. Resumes on an
+/// engine thread once the connect was pending, else inline. A stop request
+/// ends it with std::errc::operation_canceled.
+template <class Platform>
+task<connect_outcome<Platform>> tcp_connect(typename Platform::engine_type& engine, std::string host,
+                                            std::uint16_t port, std::stop_token token = {})
+{
+    std::error_code ec;
+    detail::addrinfo_ptr addrs = detail::resolve(host, port, false, ec);
+    if (!addrs) {
+        co_return connect_outcome<Platform>{ec, {}};
+    }
+    ec = std::make_error_code(std::errc::connection_refused);
+    for (addrinfo* ai = addrs.get(); ai != nullptr; ai = ai->ai_next) {
+        const int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0) {
+            ec = detail::last_error();
+            continue;
+        }
+        detail::set_tcp_nodelay(fd);
+        async_socket<Platform> s(engine);
+        if (s.open(fd) != open_result::ok) {
+            ::close(fd);
+            ec = std::make_error_code(std::errc::not_enough_memory);
+            continue;
+        }
+        if (::connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+            if (errno != EINPROGRESS) {
+                ec = detail::last_error();
+                continue; // `s` closes fd
+            }
+            const notify_io_result n = co_await s.notify_io_async(notify_io_type::out, token);
+            if (n == notify_io_result::cancelled) {
+                co_return connect_outcome<Platform>{std::make_error_code(std::errc::operation_canceled), {}};
+            }
+            int err = 0;
+            socklen_t len = sizeof err;
+            if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
+                err = errno;
+            }
+            if (err != 0 || n != notify_io_result::out) {
+                ec = std::error_code(err != 0 ? err : ECONNREFUSED, std::system_category());
+                continue;
+            }
+        }
+        co_return connect_outcome<Platform>{std::error_code{}, std::move(s)};
+    }
+    co_return connect_outcome<Platform>{ec, {}};
+}
+
+/// A listening TCP socket whose accept() is awaitable.
+template <class Platform>
+class tcp_listener {
+public:
+    using engine_type = typename Platform::engine_type;
+
+    tcp_listener() noexcept = default;
+
+    /// Binds host:port (host "" or "0.0.0.0": all IPv4 addresses; port 0: an
+    /// ephemeral port, see port()) with SO_REUSEADDR and listens.
+    static tcp_listener listen(engine_type& engine, const std::string& host, std::uint16_t port, std::error_code& ec,
+                               int backlog = SOMAXCONN)
+    {
+        tcp_listener l;
+        detail::addrinfo_ptr addrs = detail::resolve(host, port, true, ec);
+        if (!addrs) {
+            return l;
+        }
+        for (addrinfo* ai = addrs.get(); ai != nullptr; ai = ai->ai_next) {
+            const int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+            if (fd < 0) {
+                ec = detail::last_error();
+                continue;
+            }
+            int one = 1;
+            ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+            if (::bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || ::listen(fd, backlog) != 0) {
+                ec = detail::last_error();
+                ::close(fd);
+                continue;
+            }
+            sockaddr_storage bound{};
+            socklen_t len = sizeof bound;
+            ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len);
+            l.port_ = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6&>(bound).sin6_port
+                                                        : reinterpret_cast<sockaddr_in&>(bound).sin_port);
+            l.socket_ = async_socket<Platform>(engine);
+            if (l.socket_.open(fd) != open_result::ok) {
+                ::close(fd);
+                ec = std::make_error_code(std::errc::not_enough_memory);
+                return tcp_listener{};
+            }
+            ec.clear();
+            return l;
+        }
+        return l;
+    }
+
+    bool valid() const noexcept { return socket_.valid() && socket_.state() == socket_state::open; }
+    /// The bound port (the ephemeral one when listen() was given port 0).
+    std::uint16_t port() const noexcept { return port_; }
+    typename Platform::native_handle_type native_handle() const noexcept { return socket_.native_handle(); }
+
+    /// Accepts one connection: an OPEN socket (TCP_NODELAY set) on the
+    /// listener's engine. Resumes inline when a connection is already waiting,
+    /// else on an engine thread. Errors: std::errc::operation_canceled after a
+    /// stop request; bad_file_descriptor once the listener is closed; the
+    /// accept errno otherwise (EMFILE, ENFILE, ENOBUFS, ...).
+    task<accept_outcome<Platform>> accept(std::stop_token token = {})
+    {
+        for (;;) {
+            const int fd = ::accept4(socket_.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd >= 0) {
+                detail::set_tcp_nodelay(fd);
+                async_socket<Platform> s(socket_.engine());
+                if (s.open(fd) != open_result::ok) {
+                    ::close(fd);
+                    co_return accept_outcome<Platform>{std::make_error_code(std::errc::not_enough_memory), {}};
+                }
+                co_return accept_outcome<Platform>{std::error_code{}, std::move(s)};
+            }
+            const int e = errno;
+            if (e == EINTR || e == ECONNABORTED || e == EPROTO) {
+                continue;
+            }
+            if (e != EAGAIN && e != EWOULDBLOCK) {
+                co_return accept_outcome<Platform>{std::error_code(e, std::system_category()), {}};
+            }
+            const notify_io_result n = co_await socket_.notify_io_async(notify_io_type::in, token);
+            if (n == notify_io_result::cancelled) {
+                co_return accept_outcome<Platform>{std::make_error_code(std::errc::operation_canceled), {}};
+            }
+            if (n != notify_io_result::in) {
+                co_return accept_outcome<Platform>{std::make_error_code(std::errc::bad_file_descriptor), {}};
+            }
+        }
+    }
+
+    /// Stops listening; a pending accept completes with bad_file_descriptor.
+    void close() noexcept { socket_.close(); }
+
+private:
+    async_socket<Platform> socket_;
+    std::uint16_t port_ = 0;
+};
+
+} // namespace asock

@@ -1,0 +1,93 @@
+// asock/ops/awaitable_base.hpp: the part every asock awaitable shares.
+//
+// An awaitable *is* its operation's state: the operation record lives inside it
+// (so co_await allocates nothing), and this base owns the completion race:
+// whichever of "the backend finished the operation" and "the stop_token fired"
+// reaches the record first decides the result, under the backend's queue lock;
+// the other finds the record no longer queued and does nothing.
+//
+// Resumption rule, shared by all awaitables:
+// - an operation that finishes while await_suspend runs does not suspend at
+//   all: the coroutine continues on the thread that awaited;
+// - otherwise the coroutine resumes on an engine thread: directly from the event
+//   dispatch, or by a post to the engine when the completion came from close(),
+//   the socket's destructor or a stop request on some other thread.
+#pragma once
+
+#include <asock/detail/operation.hpp>
+
+#include <coroutine>
+#include <optional>
+#include <stop_token>
+#include <utility>
+
+namespace asock::detail {
+
+template <class Core, class Op>
+class op_awaitable {
+public:
+    op_awaitable(const op_awaitable&) = delete;
+    op_awaitable& operator=(const op_awaitable&) = delete;
+
+protected:
+    op_awaitable(Core* core, std::stop_token token) noexcept : core_(core), token_(std::move(token))
+    {
+        state_.owner = this;
+        state_.complete = &on_complete;
+    }
+    ~op_awaitable() = default;
+
+    struct op_state : Op {
+        op_awaitable* owner = nullptr;
+    };
+
+    struct stop_handler {
+        op_awaitable* self;
+        void operator()() const noexcept { self->core_->cancel(self->state_); }
+    };
+
+    /// Registers for cancellation, then runs `start`, which returns true when
+    /// the operation was queued (the coroutine stays suspended). Returns false
+    /// with `on_cancelled` applied if stop was requested before anything started.
+    template <class Start, class Cancelled>
+    bool suspend_and_start(std::coroutine_handle<> h, Start start, Cancelled on_cancelled) noexcept
+    {
+        handle_ = h;
+        if (token_.stop_possible()) {
+            if (token_.stop_requested()) {
+                on_cancelled();
+                return false;
+            }
+            // If stop is requested from here on, stop_handler finds the record
+            // either not yet queued (start() then sees cancel_requested) or queued.
+            stop_cb_.emplace(token_, stop_handler{this});
+        }
+        // After start() queues the record this awaitable may already be resumed
+        // and destroyed on another thread: touch nothing of `this` below.
+        return start();
+    }
+
+    static void on_complete(operation* op, completion_mode mode) noexcept
+    {
+        op_awaitable* self = static_cast<op_state*>(op)->owner;
+        if (mode == completion_mode::engine_thread) {
+            self->handle_.resume();
+        } else {
+            op->run = &run_resume;
+            self->core_->engine().post(op);
+        }
+    }
+
+    static void run_resume(work_item* w) noexcept
+    {
+        static_cast<op_state*>(static_cast<operation*>(w))->owner->handle_.resume();
+    }
+
+    Core* core_;
+    std::stop_token token_;
+    std::optional<std::stop_callback<stop_handler>> stop_cb_;
+    std::coroutine_handle<> handle_;
+    op_state state_;
+};
+
+} // namespace asock::detail

@@ -1,0 +1,66 @@
+// asock/ops/notify_awaitable.hpp: `co_await socket.notify_io_async(notify_io_type::in|out [, stop_token])`.
+//
+// Completes when the socket is readable (in) or writable (out), or reports an
+// error or a hang-up. Readiness that is already there completes it at once. It
+// moves no data: it is for driving code that does its own I/O on the handle
+// (a TLS library, a non-blocking connect, accept on a listener).
+//
+// Results (notify_io_result):
+//   in / out         the readiness asked for is there.
+//   error            the socket has an error pending (EPOLLERR).
+//   abandoned        the peer hung up (EPOLLHUP / EPOLLRDHUP), or the socket was
+//                    closed while waiting.
+//   not_open         the socket was not OPEN.
+//   cancelled        the stop_token fired first.
+//   invalid_argument the io type was neither in nor out.
+//
+// Resumes: inline when the readiness is already there; otherwise on an engine thread.
+#pragma once
+
+#include <asock/ops/awaitable_base.hpp>
+#include <asock/results.hpp>
+
+namespace asock {
+
+template <class Core>
+class notify_awaitable : detail::op_awaitable<Core, detail::notify_op> {
+    using base = detail::op_awaitable<Core, detail::notify_op>;
+
+public:
+    notify_awaitable(Core* core, notify_io_type type, std::stop_token token) noexcept : base(core, std::move(token))
+    {
+        this->state_.type = type;
+    }
+
+    bool await_ready() noexcept
+    {
+        if (this->core_ == nullptr) {
+            this->state_.result = notify_io_result::not_open;
+            return true;
+        }
+        if (this->state_.type != notify_io_type::in && this->state_.type != notify_io_type::out) {
+            this->state_.result = notify_io_result::invalid_argument;
+            return true;
+        }
+        return false;
+    }
+
+    bool await_suspend(std::coroutine_handle<> h) noexcept
+    {
+        return this->suspend_and_start(
+            h,
+            [this] {
+                bool done = false;
+                if (this->core_->start_notify(this->state_, true, done) != start_result::started) {
+                    this->state_.result = notify_io_result::not_open;
+                    return false;
+                }
+                return !done;
+            },
+            [this] { this->state_.result = notify_io_result::cancelled; });
+    }
+
+    notify_io_result await_resume() const noexcept { return this->state_.result; }
+};
+
+} // namespace asock

@@ -1,0 +1,87 @@
+// asock/ops/receive_awaitable.hpp: `co_await socket.receive_async(buffers [, stop_token])`.
+//
+// Completes as soon as at least one byte has arrived, with as many bytes as
+// were available then, written into the buffers in order (the first buffer is
+// filled before the second is touched, and so on). Receives on one socket
+// complete in the order they were started. Bytes that arrived before the peer
+// closed or reset the connection are always delivered before `abandoned`.
+//
+// Results (receive_outcome{result, bytes_received}):
+//   ok               bytes_received > 0 bytes were written.
+//   abandoned        the peer closed the connection (orderly, all earlier bytes
+//                    delivered) or reset it (ECONNRESET), or the socket was closed
+//                    while the receive was pending. bytes_received == 0.
+//   error            the transport failed (any other errno). bytes_received == 0.
+//   not_open         the socket was not OPEN.
+//   cancelled        the stop_token fired first. bytes_received is what had
+//                    already been written (on Linux always 0: a receive only waits
+//                    while nothing has arrived), so no byte is ever lost.
+//   invalid_argument no buffers, a null buffer, a zero length, or more than
+//                    UINT32_MAX bytes in total.
+//
+// Resumes: inline when data is already there; otherwise on an engine thread.
+// Lifetime: as for send_awaitable.
+#pragma once
+
+#include <asock/buffer.hpp>
+#include <asock/ops/awaitable_base.hpp>
+#include <asock/results.hpp>
+
+#include <span>
+
+namespace asock {
+
+template <class Core>
+class receive_awaitable : detail::op_awaitable<Core, detail::receive_op> {
+    using base = detail::op_awaitable<Core, detail::receive_op>;
+
+public:
+    receive_awaitable(Core* core, std::span<const mutable_buffer> buffers, std::stop_token token) noexcept
+        : base(core, std::move(token))
+    {
+        this->state_.buffers = buffers.data();
+        this->state_.count = detail::checked_length(buffers.size());
+    }
+
+    receive_awaitable(Core* core, mutable_buffer single, std::stop_token token) noexcept
+        : base(core, std::move(token)), single_(single)
+    {
+        this->state_.buffers = &single_;
+        this->state_.count = 1;
+    }
+
+    bool await_ready() noexcept
+    {
+        if (this->core_ == nullptr) {
+            this->state_.result = receive_result::not_open;
+            return true;
+        }
+        if (!detail::validate_buffers(this->state_.buffers, this->state_.count, this->state_.total)) {
+            this->state_.result = receive_result::invalid_argument;
+            return true;
+        }
+        return false;
+    }
+
+    bool await_suspend(std::coroutine_handle<> h) noexcept
+    {
+        return this->suspend_and_start(
+            h,
+            [this] {
+                bool done = false;
+                if (this->core_->start_receive(this->state_, true, done) != start_result::started) {
+                    this->state_.result = receive_result::not_open;
+                    return false;
+                }
+                return !done;
+            },
+            [this] { this->state_.result = receive_result::cancelled; });
+    }
+
+    receive_outcome await_resume() const noexcept { return {this->state_.result, this->state_.received}; }
+
+private:
+    mutable_buffer single_{};
+};
+
+} // namespace asock

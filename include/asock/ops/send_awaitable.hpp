@@ -1,0 +1,93 @@
+// asock/ops/send_awaitable.hpp: `co_await socket.send_async(buffers [, stop_token])`.
+//
+// Completes when every byte of every buffer has been handed to the transport
+// (accepted by the kernel's send buffer, or by the custom on_send), in the
+// order the buffers are given. Sends on one socket complete in the order they
+// were started and their bytes are never interleaved, even when started from
+// several threads at once.
+//
+// Results (send_result):
+//   ok               all bytes sent.
+//   not_open         the socket was not OPEN, or the peer had reset / closed the
+//                    connection when the send started (ECONNRESET, ENOTCONN, EPIPE).
+//   error            the transport failed (any other errno); also every send
+//                    queued after a send that was cancelled half-way.
+//   abandoned        the socket was closed while the send was pending, or the
+//                    connection was reset (ECONNRESET) while it was pending.
+//   cancelled        the stop_token fired first. If part of the message was
+//                    already sent, the stream can no longer be framed: later and
+//                    queued sends on the socket complete `error`; close it.
+//   invalid_argument no buffers, a null buffer, a zero length, or more than
+//                    UINT32_MAX bytes in total.
+//
+// Resumes: inline (no suspension) when the send completes at once, which is the
+// common case; otherwise on an engine thread (see ops/awaitable_base.hpp).
+//
+// Lifetime: the buffers, and the array that lists them, must stay valid until
+// the co_await completes. A temporary array inside the co_await expression does.
+#pragma once
+
+#include <asock/buffer.hpp>
+#include <asock/ops/awaitable_base.hpp>
+#include <asock/results.hpp>
+
+#include <span>
+
+namespace asock {
+
+template <class Core>
+class send_awaitable : detail::op_awaitable<Core, detail::send_op> {
+    using base = detail::op_awaitable<Core, detail::send_op>;
+
+public:
+    send_awaitable(Core* core, std::span<const const_buffer> buffers, std::stop_token token) noexcept
+        : base(core, std::move(token))
+    {
+        this->state_.buffers = buffers.data();
+        this->state_.count = detail::checked_length(buffers.size());
+    }
+
+    send_awaitable(Core* core, const_buffer single, std::stop_token token) noexcept
+        : base(core, std::move(token)), single_(single)
+    {
+        this->state_.buffers = &single_;
+        this->state_.count = 1;
+    }
+
+    bool await_ready() noexcept
+    {
+        if (this->core_ == nullptr) {
+            this->state_.result = send_result::not_open;
+            return true;
+        }
+        if (!detail::validate_buffers(this->state_.buffers, this->state_.count, this->state_.total)) {
+            this->state_.result = send_result::invalid_argument;
+            return true;
+        }
+        return false;
+    }
+
+    bool await_suspend(std::coroutine_handle<> h) noexcept
+    {
+        return this->suspend_and_start(
+            h,
+            [this] {
+                bool done = false;
+                switch (this->core_->start_send(this->state_, done)) {
+                case send_sync_result::ok: return !done;
+                case send_sync_result::not_open: this->state_.result = send_result::not_open; return false;
+                case send_sync_result::error: break;
+                }
+                this->state_.result = send_result::error;
+                return false;
+            },
+            [this] { this->state_.result = send_result::cancelled; });
+    }
+
+    send_result await_resume() const noexcept { return this->state_.result; }
+
+private:
+    const_buffer single_{};
+};
+
+} // namespace asock

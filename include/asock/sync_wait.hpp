@@ -1,0 +1,145 @@
+// asock/sync_wait.hpp: run an awaitable to completion from ordinary code.
+//
+// sync_wait(awaitable) starts the awaitable on the calling thread and blocks
+// until it completes; the awaitable's I/O completes on the engine's threads.
+// sync_wait(engine, awaitable) does the same but, for an engine created with
+// `threads == 0`, runs that engine's loop on the calling thread meanwhile, so
+// everything (completions and coroutine resumptions) happens on this thread.
+// Both return the awaitable's result, or rethrow its exception.
+#pragma once
+
+#include <asock/detail/operation.hpp>
+
+#include <atomic>
+#include <coroutine>
+#include <exception>
+#include <semaphore>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+namespace asock {
+
+namespace detail {
+
+template <class A>
+using await_result_t = decltype(std::declval<A>().await_resume());
+
+template <class A>
+auto get_awaiter(A&& a)
+{
+    if constexpr (requires { std::forward<A>(a).operator co_await(); }) {
+        return std::forward<A>(a).operator co_await();
+    } else {
+        return std::forward<A>(a);
+    }
+}
+
+template <class A>
+using awaitable_result_t = decltype(get_awaiter(std::declval<A>()).await_resume());
+
+/// A bare coroutine that awaits one awaitable and then signals.
+struct sync_wait_coro {
+    struct promise_type {
+        void (*signal)(void*) = nullptr;
+        void* signal_context = nullptr;
+        std::exception_ptr exception;
+        sync_wait_coro get_return_object() noexcept
+        {
+            return {std::coroutine_handle<promise_type>::from_promise(*this)};
+        }
+        std::suspend_always initial_suspend() const noexcept { return {}; }
+        auto final_suspend() const noexcept
+        {
+            struct signaller {
+                bool await_ready() const noexcept { return false; }
+                void await_suspend(std::coroutine_handle<promise_type> h) const noexcept
+                {
+                    h.promise().signal(h.promise().signal_context);
+                }
+                void await_resume() const noexcept {}
+            };
+            return signaller{};
+        }
+        void return_void() const noexcept {}
+        void unhandled_exception() noexcept { exception = std::current_exception(); }
+    };
+    std::coroutine_handle<promise_type> handle;
+};
+
+template <class A, class Slot>
+sync_wait_coro make_sync_wait_coro(A&& awaitable, Slot& slot)
+{
+    if constexpr (std::is_void_v<awaitable_result_t<A>>) {
+        co_await std::forward<A>(awaitable);
+        slot.template emplace<1>();
+    } else {
+        slot.template emplace<1>(co_await std::forward<A>(awaitable));
+    }
+}
+
+template <class T>
+using sync_slot = std::variant<std::monostate, std::conditional_t<std::is_void_v<T>, std::monostate, T>>;
+
+template <class T>
+T take_sync_result(sync_slot<T>& slot, std::coroutine_handle<sync_wait_coro::promise_type> h)
+{
+    std::exception_ptr e = h.promise().exception;
+    h.destroy();
+    if (e) {
+        std::rethrow_exception(e);
+    }
+    if constexpr (!std::is_void_v<T>) {
+        return std::move(std::get<1>(slot));
+    }
+}
+
+} // namespace detail
+
+/// Blocks the calling thread until `awaitable` completes; returns its result.
+template <class A>
+auto sync_wait(A&& awaitable) -> detail::awaitable_result_t<A>
+{
+    using T = detail::awaitable_result_t<A>;
+    detail::sync_slot<T> slot;
+    std::binary_semaphore done{0};
+    auto coro = detail::make_sync_wait_coro(std::forward<A>(awaitable), slot);
+    coro.handle.promise().signal = [](void* s) { static_cast<std::binary_semaphore*>(s)->release(); };
+    coro.handle.promise().signal_context = &done;
+    coro.handle.resume();
+    done.acquire();
+    return detail::take_sync_result<T>(slot, coro.handle);
+}
+
+/// Like sync_wait(awaitable), but runs `engine`'s loop on this thread while
+/// waiting when the engine has no threads of its own.
+template <class Engine, class A>
+auto sync_wait(Engine& engine, A&& awaitable) -> detail::awaitable_result_t<A>
+{
+    if (engine.thread_count() != 0) {
+        return sync_wait(std::forward<A>(awaitable));
+    }
+    using T = detail::awaitable_result_t<A>;
+    struct state {
+        Engine* engine;
+        std::atomic<bool> done{false};
+        detail::work_item wake{};
+    } st{&engine};
+    detail::sync_slot<T> slot;
+    auto coro = detail::make_sync_wait_coro(std::forward<A>(awaitable), slot);
+    coro.handle.promise().signal = [](void* p) {
+        auto* s = static_cast<state*>(p);
+        s->done.store(true, std::memory_order_release);
+        s->wake.run = [](detail::work_item*) {};
+        s->engine->post(&s->wake); // wakes run_one if the signal came from another thread
+    };
+    coro.handle.promise().signal_context = &st;
+    coro.handle.resume();
+    while (!st.done.load(std::memory_order_acquire)) {
+        engine.run_one(-1);
+    }
+    engine.poll(); // runs the wake item, so it is not left queued on the engine
+    return detail::take_sync_result<T>(slot, coro.handle);
+}
+
+} // namespace asock
