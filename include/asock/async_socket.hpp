@@ -123,6 +123,9 @@ public:
     }
     /// The engine this socket runs on. Requires valid().
     engine_type& engine() const noexcept { return core_->engine(); }
+    /// The platform's per-socket core, for platform-specific helpers (the
+    /// Windows TCP helpers run ConnectEx / AcceptEx through it). Null when !valid().
+    core_type* core() const noexcept { return core_; }
 
     /// The spec's open: takes ownership of `handle` (through `owner`) and makes
     /// the socket OPEN. Fails (error, ownership not taken) when the socket is
@@ -213,8 +216,7 @@ public:
                 op.on_complete(op.context, op.result);
                 --detail::tls_inline_depth;
             } else {
-                op.run = &run_posted;
-                core_->engine().post(&op);
+                core_->post_completion(op); // on an engine thread, before any close() returns
             }
         }
         return r;
@@ -273,6 +275,11 @@ private:
 
     void bind(engine_type* engine, const custom_transport& transport) noexcept
     {
+        if constexpr (requires { Platform::supports_custom_transport; }) {
+            if (transport.is_set() && !Platform::supports_custom_transport) {
+                return; // no custom transports on this platform (Windows, spec 04_001): stays invalid
+            }
+        }
         core_type* c = engine->acquire_core();
         if (c == nullptr) {
             return;
@@ -300,12 +307,6 @@ private:
         op.prev = nullptr;
         op.queued = false;
         op.cancel_requested = false;
-    }
-
-    static void run_posted(detail::work_item* w) noexcept
-    {
-        auto* op = static_cast<detail::operation*>(w);
-        op->complete(op, detail::completion_mode::engine_thread);
     }
 
     static void complete_send(detail::operation* op, detail::completion_mode) noexcept

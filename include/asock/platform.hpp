@@ -20,6 +20,9 @@
 //   otherwise (an awaiter must post its resumption back to the engine).
 // - close() completes every queued operation `abandoned` before it returns and
 //   may be called from inside any hook of the same socket without deadlock.
+//   An operation that finished but whose hook is deferred to an engine thread
+//   (post_completion, or a notify ready at start without allow_inline) is
+//   delivered, with its result, before close() returns too.
 // - cancel(op) completes a still-queued operation `cancelled`; if the operation
 //   is not queued yet, the core's start_* must see the request and finish it.
 #pragma once
@@ -62,6 +65,7 @@ concept platform_policy = requires {
     { core.start_receive(receive, allow_inline, done) } -> std::same_as<start_result>;
     { core.start_notify(notify, allow_inline, done) } -> std::same_as<start_result>;
     core.cancel(op);
+    core.post_completion(op);
 };
 
 } // namespace asock

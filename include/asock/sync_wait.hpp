@@ -13,7 +13,8 @@
 #include <atomic>
 #include <coroutine>
 #include <exception>
-#include <semaphore>
+#include <condition_variable>
+#include <mutex>
 #include <type_traits>
 #include <utility>
 #include <variant>
@@ -25,8 +26,10 @@ namespace detail {
 template <class A>
 using await_result_t = decltype(std::declval<A>().await_resume());
 
+// decltype(auto): an awaitable that is its own awaiter comes back as a
+// reference, so non-movable ones (asock's socket awaitables) work too.
 template <class A>
-auto get_awaiter(A&& a)
+decltype(auto) get_awaiter(A&& a)
 {
     if constexpr (requires { std::forward<A>(a).operator co_await(); }) {
         return std::forward<A>(a).operator co_await();
@@ -70,11 +73,13 @@ struct sync_wait_coro {
 template <class A, class Slot>
 sync_wait_coro make_sync_wait_coro(A&& awaitable, Slot& slot)
 {
+    // static_cast rather than std::forward: g++ 12 wants to move a non-movable
+    // awaitable named through std::forward's return value.
     if constexpr (std::is_void_v<awaitable_result_t<A>>) {
-        co_await std::forward<A>(awaitable);
+        co_await static_cast<A&&>(awaitable);
         slot.template emplace<1>();
     } else {
-        slot.template emplace<1>(co_await std::forward<A>(awaitable));
+        slot.template emplace<1>(co_await static_cast<A&&>(awaitable));
     }
 }
 
@@ -94,6 +99,26 @@ T take_sync_result(sync_slot<T>& slot, std::coroutine_handle<sync_wait_coro::pro
     }
 }
 
+/// A one-shot latch. Not std::binary_semaphore: libstdc++'s semaphore (and
+/// std::atomic::wait) can lose wake-ups on targets without a futex, such as
+/// mingw-w64 on Windows; a mutex and a condition variable cannot.
+struct sync_latch {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool set = false;
+    void release()
+    {
+        std::lock_guard lk(mu); // notify under the lock: the waiter may destroy the latch once it returns
+        set = true;
+        cv.notify_one();
+    }
+    void acquire()
+    {
+        std::unique_lock lk(mu);
+        cv.wait(lk, [this] { return set; });
+    }
+};
+
 } // namespace detail
 
 /// Blocks the calling thread until `awaitable` completes; returns its result.
@@ -102,9 +127,9 @@ auto sync_wait(A&& awaitable) -> detail::awaitable_result_t<A>
 {
     using T = detail::awaitable_result_t<A>;
     detail::sync_slot<T> slot;
-    std::binary_semaphore done{0};
+    detail::sync_latch done;
     auto coro = detail::make_sync_wait_coro(std::forward<A>(awaitable), slot);
-    coro.handle.promise().signal = [](void* s) { static_cast<std::binary_semaphore*>(s)->release(); };
+    coro.handle.promise().signal = [](void* s) { static_cast<detail::sync_latch*>(s)->release(); };
     coro.handle.promise().signal_context = &done;
     coro.handle.resume();
     done.acquire();

@@ -31,6 +31,17 @@ struct work_item {
 
 enum class op_kind : std::uint8_t { send, receive, notify };
 
+#if defined(_WIN32)
+/// Bytes inside every operation record that the Windows backend hands to the
+/// OS while the operation runs: its OVERLAPPED and a link back to the record
+/// (see include/asock/win32/threadpool_socket_core.hpp, which static_asserts
+/// the fit). Raw bytes keep <windows.h> out of this header. Other platforms'
+/// records have no such member, so their layout and behaviour are unchanged.
+struct platform_op_storage {
+    alignas(void*) unsigned char bytes[8 * sizeof(void*)];
+};
+#endif
+
 /// Common header of every operation record.
 struct operation : work_item {
     operation* prev = nullptr;
@@ -39,6 +50,9 @@ struct operation : work_item {
     op_kind kind = op_kind::send;
     bool queued = false;           ///< Linked in a socket queue (guarded by that queue's lock).
     bool cancel_requested = false; ///< A stop request arrived (guarded by the queue's lock).
+#if defined(_WIN32)
+    platform_op_storage platform; ///< Owned by the backend from start to completion.
+#endif
 
     explicit operation(op_kind k) noexcept : kind(k) {}
     operation(const operation&) = delete;

@@ -125,15 +125,22 @@ public:
         // Any send/receive call that saw OPEN holds the direction lock until it
         // has queued its operation, so after these two sections none can add more.
         op_list abandoned;
+        op_list finished; // results already set, callbacks not yet delivered
         {
             std::lock_guard lk(read_.mu);
             abandoned.splice_back(read_.ops);
             abandoned.splice_back(read_.notifies);
+            mark_taken(abandoned); // read side only, so far
+            finished.splice_back(read_.finished);
         }
         {
             std::lock_guard lk(write_.mu);
-            abandoned.splice_back(write_.ops);
-            abandoned.splice_back(write_.notifies);
+            op_list writes;
+            writes.splice_back(write_.ops);
+            writes.splice_back(write_.notifies);
+            mark_taken(writes);
+            abandoned.splice_back(writes);
+            finished.splice_back(write_.finished);
         }
         Sys::epoll_del(engine_->epoll_fd(), fd_);
         // A dispatch running on another thread may hold operations it already
@@ -147,7 +154,8 @@ public:
         }
         set_state(socket_state::closed);
         // Nothing below touches `this`: a completion may destroy the socket.
-        asock::detail::complete_all(abandoned, completion_mode::foreign);
+        finished.splice_back(abandoned);
+        asock::detail::complete_all(finished, completion_mode::foreign);
     }
 
     /// The spec's destroy, minus freeing: waits out OPENING / CLOSING, closes
@@ -277,14 +285,31 @@ public:
             sd.notifies.push_back(&op);
             return start_result::started;
         }
-        lk.unlock();
         if (allow_inline) {
             done = true;
-        } else {
-            op.run = &run_posted_completion;
-            engine_->post(&op);
+            return start_result::started;
         }
+        sd.finished.push_back(&op); // delivered by a dispatch, or by close() if that comes first
+        lk.unlock();
+        kick();
         return start_result::started;
+    }
+
+    /// Delivers a finished operation (result set) later on an engine thread,
+    /// but never after a close() of this socket has returned. Called for a
+    /// send whose callback cannot run inline.
+    void post_completion(operation& op) noexcept
+    {
+        side& sd = side_for(op);
+        std::unique_lock lk(sd.mu);
+        if (state_.load(std::memory_order_acquire) == socket_state::open) {
+            sd.finished.push_back(&op);
+            lk.unlock();
+            kick();
+            return;
+        }
+        lk.unlock();
+        op.complete(&op, completion_mode::foreign); // close() already ran: deliver now
     }
 
     /// A stop request for `op`: if it is still queued, unlink it and complete
@@ -309,6 +334,7 @@ public:
                 // would follow a truncated message. Fail the direction.
                 send_poisoned_ = true;
                 poisoned.splice_back(sd.ops);
+                mark_taken(poisoned);
             }
             break;
         }
@@ -361,6 +387,7 @@ private:
         std::mutex mu;
         op_list ops;      // sends or receives, FIFO
         op_list notifies; // notify_io_async waiters of this direction
+        op_list finished; // finished, callback to be delivered by the next kick dispatch (or close)
     };
 
     side& side_for(const operation& op) noexcept
@@ -379,6 +406,23 @@ private:
         state_.notify_all();
     }
 
+    // An operation moved from a socket queue to a local list (to be completed
+    // once the lock is released) is no longer `queued`: a stop request that
+    // arrives before its hook runs, e.g. from an earlier hook of the same list,
+    // must find it finished rather than unlink it from a queue it is not in.
+    // Both run under the lock of the queue the operations came from.
+    static void mark_taken(op_list& list) noexcept
+    {
+        for (operation* op = list.front(); op != nullptr; op = static_cast<operation*>(op->next)) {
+            op->queued = false;
+        }
+    }
+    static void hand_over(op_list& done, operation* op) noexcept
+    {
+        done.push_back(op);
+        op->queued = false;
+    }
+
     static void set_abandoned(operation& op) noexcept
     {
         switch (op.kind) {
@@ -386,12 +430,6 @@ private:
         case op_kind::receive: static_cast<receive_op&>(op).result = receive_result::abandoned; break;
         case op_kind::notify: static_cast<notify_op&>(op).result = notify_io_result::abandoned; break;
         }
-    }
-
-    static void run_posted_completion(work_item* w) noexcept
-    {
-        auto* op = static_cast<operation*>(w);
-        op->complete(op, completion_mode::engine_thread);
     }
 
     struct kick_item : work_item {
@@ -445,6 +483,12 @@ private:
     void process(std::uint32_t evs) noexcept
     {
         op_list done;
+        if ((evs & ev_kick) != 0) {
+            for (side* sd : {&read_, &write_}) {
+                std::lock_guard lk(sd->mu);
+                done.splice_back(sd->finished);
+            }
+        }
         if ((evs & (ev_in | ev_err | ev_hup | ev_rdhup | ev_kick)) != 0) {
             std::lock_guard lk(read_.mu);
             if (state_.load(std::memory_order_acquire) == socket_state::open) {
@@ -456,6 +500,7 @@ private:
         }
         if ((evs & (ev_out | ev_err | ev_hup | ev_rdhup)) != 0) {
             std::lock_guard lk(write_.mu);
+            done.splice_back(write_.finished); // earlier sends' callbacks go first
             if (state_.load(std::memory_order_acquire) == socket_state::open) {
                 if ((evs & ev_rdhup) != evs) {
                     pump_sends(done);
@@ -490,7 +535,7 @@ private:
             auto* next = static_cast<operation*>(op->next);
             if (notify_ready(static_cast<notify_op&>(*op), evs)) {
                 list.unlink(op);
-                done.push_back(op);
+                hand_over(done, op);
             }
             op = next;
         }
@@ -504,7 +549,7 @@ private:
                 break;
             }
             read_.ops.unlink(op);
-            done.push_back(op);
+            hand_over(done, op);
         }
     }
 
@@ -519,10 +564,12 @@ private:
             }
             write_.ops.unlink(op);
             // Spec 11_098 / 11_099: ECONNRESET abandons, anything else is an error.
-            s.result = st == detail::io_status::done ? send_result::ok
-                       : err == ECONNRESET           ? send_result::abandoned
-                                                     : send_result::error;
-            done.push_back(op);
+            // EPIPE too abandons: it is how the kernel reports a reset whose
+            // ECONNRESET a receive in the same dispatch already consumed.
+            s.result = st == detail::io_status::done      ? send_result::ok
+                       : err == ECONNRESET || err == EPIPE ? send_result::abandoned
+                                                           : send_result::error;
+            hand_over(done, op);
         }
     }
 

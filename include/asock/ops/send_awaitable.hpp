@@ -13,7 +13,8 @@
 //   error            the transport failed (any other errno); also every send
 //                    queued after a send that was cancelled half-way.
 //   abandoned        the socket was closed while the send was pending, or the
-//                    connection was reset (ECONNRESET) while it was pending.
+//                    connection was reset (ECONNRESET, or EPIPE once the reset
+//                    was reported elsewhere) while it was pending.
 //   cancelled        the stop_token fired first. If part of the message was
 //                    already sent, the stream can no longer be framed: later and
 //                    queued sends on the socket complete `error`; close it.

@@ -1,0 +1,531 @@
+// tests/support/fake_sys.hpp: a scriptable stand-in for the system calls of the
+// epoll backend (the "Sys" policy of include/asock/linux/epoll_sys.hpp).
+//
+// One process-wide fake world holds every fake descriptor. A test resets it,
+// scripts what each call will answer, drives an engine created with
+// `threads = 0` through run_one() / poll(), and then inspects what the backend
+// passed to each call. Nothing here blocks: epoll_wait returns only the events
+// the test raised (plus the engine's wake-up while its eventfd is signalled).
+//
+// Scripting a fake socket (`fake().sock(fd)`) or a custom transport
+// (`fake_transport::ep`), both a `fake_endpoint`; each call consumes one step:
+//   send: accept(n) takes up to n of the bytes offered; accept_all();
+//         send_fails(errno). With an empty script a send answers EAGAIN,
+//         unless auto_accept is set.
+//   recv: data("...") hands out as much as the buffers hold (the rest stays for
+//         the next call, as a stream does); eof() answers 0, and keeps doing so;
+//         recv_fails(errno). With an empty script a receive answers EAGAIN.
+// Every call is recorded (iovec lengths, bytes offered) in `sends` / `recvs`;
+// the bytes sends accepted are appended to `wire`.
+// Readiness reported by poll_now: `set_readiness(fd, POLLIN | ...)`.
+// Events: `raise(fd, EPOLLIN | ...)` queues one event for a registered
+// descriptor; `inject(epfd, data, events)` queues one naming any pointer.
+// Failures: `fail_epoll_create`, `fail_eventfd_create`, `fail_epoll_add` hold an
+// errno the next such call fails with (0: succeed).
+#pragma once
+
+#include <asock/async_socket.hpp>
+#include <asock/linux/epoll_platform.hpp>
+#include <asock/transport.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/uio.h>
+
+namespace asock_test {
+
+/// What one send / recv call was given.
+struct call_record {
+    std::vector<std::size_t> lengths; ///< iov_len of each iovec, in order.
+    std::string offered;              ///< (send) the bytes the iovecs named, concatenated.
+};
+
+/// One scripted answer.
+struct io_step {
+    enum class kind { accept, accept_all, data, eof, fail };
+    kind what = kind::fail;
+    std::size_t limit = 0; ///< accept: most bytes taken.
+    std::string bytes;     ///< data: bytes still to hand out.
+    int err = 0;           ///< fail: errno.
+};
+
+/// One end the backend moves bytes through: a fake socket or a fake custom transport.
+struct fake_endpoint {
+    std::deque<io_step> send_script;
+    std::deque<io_step> recv_script;
+    bool auto_accept = false; ///< An empty send script accepts everything instead of EAGAIN.
+
+    std::string wire;                ///< Every byte a send accepted, in order.
+    std::vector<call_record> sends;  ///< One record per send call.
+    std::vector<call_record> recvs;  ///< One record per recv call.
+
+    fake_endpoint& accept(std::size_t n) { return push_send({io_step::kind::accept, n, {}, 0}); }
+    fake_endpoint& accept_all() { return push_send({io_step::kind::accept_all, 0, {}, 0}); }
+    fake_endpoint& send_fails(int e) { return push_send({io_step::kind::fail, 0, {}, e}); }
+    fake_endpoint& data(std::string bytes) { return push_recv({io_step::kind::data, 0, std::move(bytes), 0}); }
+    fake_endpoint& eof() { return push_recv({io_step::kind::eof, 0, {}, 0}); }
+    fake_endpoint& recv_fails(int e) { return push_recv({io_step::kind::fail, 0, {}, e}); }
+
+    long do_send(const iovec* iov, int count)
+    {
+        call_record rec;
+        for (int i = 0; i < count; ++i) {
+            rec.lengths.push_back(iov[i].iov_len);
+            rec.offered.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
+        }
+        const std::string offered = rec.offered;
+        sends.push_back(std::move(rec));
+        if (send_script.empty() && !auto_accept) {
+            errno = EAGAIN;
+            return -1;
+        }
+        io_step step{io_step::kind::accept_all, 0, {}, 0};
+        if (!send_script.empty()) {
+            step = send_script.front();
+            send_script.pop_front();
+        }
+        if (step.what == io_step::kind::fail) {
+            errno = step.err;
+            return -1;
+        }
+        const std::size_t n = step.what == io_step::kind::accept ? std::min(step.limit, offered.size()) : offered.size();
+        wire.append(offered, 0, n);
+        return static_cast<long>(n);
+    }
+
+    long do_recv(iovec* iov, int count)
+    {
+        call_record rec;
+        std::size_t room = 0;
+        for (int i = 0; i < count; ++i) {
+            rec.lengths.push_back(iov[i].iov_len);
+            room += iov[i].iov_len;
+        }
+        recvs.push_back(std::move(rec));
+        if (recv_script.empty()) {
+            errno = EAGAIN;
+            return -1;
+        }
+        io_step& step = recv_script.front();
+        switch (step.what) {
+        case io_step::kind::eof: return 0; // sticky, like a stream's end
+        case io_step::kind::fail: {
+            const int e = step.err;
+            recv_script.pop_front();
+            errno = e;
+            return -1;
+        }
+        default: break;
+        }
+        const std::size_t n = std::min(room, step.bytes.size());
+        std::size_t copied = 0;
+        for (int i = 0; i < count && copied < n; ++i) {
+            const std::size_t k = std::min(iov[i].iov_len, n - copied);
+            std::memcpy(iov[i].iov_base, step.bytes.data() + copied, k);
+            copied += k;
+        }
+        step.bytes.erase(0, n);
+        if (step.bytes.empty()) {
+            recv_script.pop_front();
+        }
+        return static_cast<long>(n);
+    }
+
+private:
+    fake_endpoint& push_send(io_step s)
+    {
+        send_script.push_back(std::move(s));
+        return *this;
+    }
+    fake_endpoint& push_recv(io_step s)
+    {
+        recv_script.push_back(std::move(s));
+        return *this;
+    }
+};
+
+/// A custom transport (asock::custom_transport) answering from its own script.
+struct fake_transport {
+    fake_endpoint ep;
+    std::function<void()> on_send_hook; ///< Run inside each on_send call, before it answers.
+    std::function<void()> on_recv_hook; ///< Run inside each on_recv call, before it answers.
+
+    asock::custom_transport get() noexcept { return {&send_fn, this, &recv_fn, this}; }
+
+    static int send_fn(void* context, const void* buffer, std::size_t length)
+    {
+        auto* t = static_cast<fake_transport*>(context);
+        if (t->on_send_hook) {
+            t->on_send_hook();
+        }
+        iovec iov{const_cast<void*>(buffer), length};
+        return static_cast<int>(t->ep.do_send(&iov, 1));
+    }
+    static int recv_fn(void* context, void* buffer, std::size_t length)
+    {
+        auto* t = static_cast<fake_transport*>(context);
+        if (t->on_recv_hook) {
+            t->on_recv_hook();
+        }
+        iovec iov{buffer, length};
+        return static_cast<int>(t->ep.do_recv(&iov, 1));
+    }
+};
+
+class fake_world {
+public:
+    struct registration {
+        int epfd = -1;
+        void* data = nullptr;
+        std::uint32_t events = 0;
+    };
+
+    /// Forgets every descriptor, script, record, failure and hook.
+    void reset()
+    {
+        std::lock_guard lk(mu_);
+        fds_.clear();
+        regs_.clear();
+        pending_.clear();
+        next_fd_ = 100;
+        idle_waits_ = 0;
+        fail_epoll_create = fail_eventfd_create = fail_epoll_add = 0;
+        on_epoll_add = nullptr;
+        epoll_add_calls = epoll_del_calls = epoll_wait_calls = eventfd_signals = 0;
+        deleted_fds.clear();
+        shutdown_fds.clear();
+        closed_fds.clear();
+    }
+
+    // ---- scripting ----------------------------------------------------------
+
+    /// A new fake socket descriptor.
+    int make_socket()
+    {
+        std::lock_guard lk(mu_);
+        return new_fd(fd_kind::socket);
+    }
+
+    /// The scripts and records of fake socket `fd`.
+    fake_endpoint& sock(int fd)
+    {
+        std::lock_guard lk(mu_);
+        return fds_.at(fd).ep;
+    }
+
+    /// What poll_now reports for `fd` from now on.
+    void set_readiness(int fd, short revents)
+    {
+        std::lock_guard lk(mu_);
+        fds_.at(fd).readiness = revents;
+    }
+
+    /// Queues one epoll event for registered descriptor `fd`; false if it is not registered.
+    bool raise(int fd, std::uint32_t events)
+    {
+        std::lock_guard lk(mu_);
+        auto it = regs_.find(fd);
+        if (it == regs_.end()) {
+            return false;
+        }
+        pending_[it->second.epfd].push_back(make_event(events, it->second.data));
+        return true;
+    }
+
+    /// Queues one epoll event on epoll instance `epfd` naming `data`, registered or not.
+    void inject(int epfd, void* data, std::uint32_t events)
+    {
+        std::lock_guard lk(mu_);
+        pending_[epfd].push_back(make_event(events, data));
+    }
+
+    int fail_epoll_create = 0;
+    int fail_eventfd_create = 0;
+    int fail_epoll_add = 0;
+    /// Run at the start of every epoll_add, outside the fake's lock.
+    std::function<void()> on_epoll_add;
+
+    // ---- inspection ---------------------------------------------------------
+
+    std::optional<registration> registered(int fd) const
+    {
+        std::lock_guard lk(mu_);
+        auto it = regs_.find(fd);
+        return it == regs_.end() ? std::nullopt : std::optional<registration>(it->second);
+    }
+
+    /// The `events` argument of each poll_now call on `fd`, in order.
+    std::vector<short> poll_requests(int fd) const
+    {
+        std::lock_guard lk(mu_);
+        return fds_.at(fd).poll_requests;
+    }
+
+    bool eventfd_signalled(int evfd) const
+    {
+        std::lock_guard lk(mu_);
+        return fds_.at(evfd).counter != 0;
+    }
+
+    /// Descriptors of the given kind created so far, in order.
+    std::vector<int> epoll_fds() const { return fds_of(fd_kind::epoll); }
+    std::vector<int> eventfds() const { return fds_of(fd_kind::eventfd); }
+
+    static int count(const std::vector<int>& v, int fd) { return static_cast<int>(std::count(v.begin(), v.end(), fd)); }
+
+    int epoll_add_calls = 0;
+    int epoll_del_calls = 0;
+    int epoll_wait_calls = 0;
+    int eventfd_signals = 0;
+    std::vector<int> deleted_fds;
+    std::vector<int> shutdown_fds;
+    std::vector<int> closed_fds;
+
+    // ---- the Sys side ---------------------------------------------------------
+
+    int sys_epoll_create()
+    {
+        std::lock_guard lk(mu_);
+        if (fail_epoll_create != 0) {
+            errno = std::exchange(fail_epoll_create, 0);
+            return -1;
+        }
+        return new_fd(fd_kind::epoll);
+    }
+
+    int sys_eventfd_create()
+    {
+        std::lock_guard lk(mu_);
+        if (fail_eventfd_create != 0) {
+            errno = std::exchange(fail_eventfd_create, 0);
+            return -1;
+        }
+        return new_fd(fd_kind::eventfd);
+    }
+
+    int sys_epoll_add(int epfd, int fd, std::uint32_t events, void* data)
+    {
+        if (on_epoll_add) {
+            on_epoll_add();
+        }
+        std::lock_guard lk(mu_);
+        ++epoll_add_calls;
+        if (fail_epoll_add != 0) {
+            errno = std::exchange(fail_epoll_add, 0);
+            return -1;
+        }
+        if (regs_.count(fd) != 0) {
+            errno = EEXIST;
+            return -1;
+        }
+        regs_[fd] = registration{epfd, data, events};
+        return 0;
+    }
+
+    int sys_epoll_del(int /*epfd*/, int fd)
+    {
+        std::lock_guard lk(mu_);
+        ++epoll_del_calls;
+        deleted_fds.push_back(fd);
+        if (regs_.erase(fd) == 0) {
+            errno = ENOENT;
+            return -1;
+        }
+        return 0;
+    }
+
+    int sys_epoll_wait(int epfd, epoll_event* events, int max_events, int timeout_ms)
+    {
+        std::lock_guard lk(mu_);
+        ++epoll_wait_calls;
+        int n = 0;
+        auto& q = pending_[epfd];
+        while (n < max_events && !q.empty()) {
+            events[n++] = q.front();
+            q.pop_front();
+        }
+        for (const auto& [fd, reg] : regs_) {
+            auto it = fds_.find(fd);
+            if (n < max_events && reg.epfd == epfd && it != fds_.end() && it->second.kind == fd_kind::eventfd &&
+                it->second.counter != 0) {
+                events[n++] = make_event(EPOLLIN, reg.data);
+            }
+        }
+        if (n == 0 && timeout_ms != 0) {
+            // A real epoll_wait would block here, and nothing could ever wake it
+            // in a single-threaded test: stop instead of spinning forever.
+            if (++idle_waits_ > 100000) {
+                std::fprintf(stderr, "fake_sys: epoll_wait would block forever (nothing raised)\n");
+                std::abort();
+            }
+        } else {
+            idle_waits_ = 0;
+        }
+        return n;
+    }
+
+    // Calls on a descriptor the fake never made fail as the kernel would (EBADF).
+
+    void sys_eventfd_signal(int fd)
+    {
+        std::lock_guard lk(mu_);
+        if (fd_state* s = find(fd, fd_kind::eventfd)) {
+            ++eventfd_signals;
+            ++s->counter;
+        }
+    }
+
+    void sys_eventfd_drain(int fd)
+    {
+        std::lock_guard lk(mu_);
+        if (fd_state* s = find(fd, fd_kind::eventfd)) {
+            s->counter = 0;
+        }
+    }
+
+    long sys_send_iov(int fd, const iovec* iov, int count)
+    {
+        std::lock_guard lk(mu_);
+        fd_state* s = find(fd, fd_kind::socket);
+        return s != nullptr ? s->ep.do_send(iov, count) : bad_fd();
+    }
+
+    long sys_recv_iov(int fd, iovec* iov, int count)
+    {
+        std::lock_guard lk(mu_);
+        fd_state* s = find(fd, fd_kind::socket);
+        return s != nullptr ? s->ep.do_recv(iov, count) : bad_fd();
+    }
+
+    short sys_poll_now(int fd, short events)
+    {
+        std::lock_guard lk(mu_);
+        fd_state* s = find(fd, fd_kind::socket);
+        if (s == nullptr) {
+            return POLLNVAL;
+        }
+        s->poll_requests.push_back(events);
+        // As poll(2): error and hang-up are always reported, the rest only if asked for.
+        return static_cast<short>(s->readiness & (events | POLLRDHUP | POLLERR | POLLHUP));
+    }
+
+    int sys_shutdown(int fd)
+    {
+        std::lock_guard lk(mu_);
+        shutdown_fds.push_back(fd);
+        return 0;
+    }
+
+    int sys_close(int fd)
+    {
+        std::lock_guard lk(mu_);
+        closed_fds.push_back(fd);
+        return 0;
+    }
+
+private:
+    enum class fd_kind { socket, epoll, eventfd };
+    struct fd_state {
+        fd_kind kind = fd_kind::socket;
+        fake_endpoint ep;
+        short readiness = 0;
+        std::vector<short> poll_requests;
+        std::uint64_t counter = 0;
+    };
+
+    fd_state* find(int fd, fd_kind k)
+    {
+        auto it = fds_.find(fd);
+        return it != fds_.end() && it->second.kind == k ? &it->second : nullptr;
+    }
+
+    static long bad_fd()
+    {
+        errno = EBADF;
+        return -1;
+    }
+
+    static epoll_event make_event(std::uint32_t events, void* data)
+    {
+        epoll_event ev{};
+        ev.events = events;
+        ev.data.ptr = data;
+        return ev;
+    }
+
+    int new_fd(fd_kind k)
+    {
+        const int fd = next_fd_++;
+        fds_[fd].kind = k;
+        return fd;
+    }
+
+    std::vector<int> fds_of(fd_kind k) const
+    {
+        std::lock_guard lk(mu_);
+        std::vector<int> out;
+        for (const auto& [fd, s] : fds_) {
+            if (s.kind == k) {
+                out.push_back(fd);
+            }
+        }
+        return out;
+    }
+
+    mutable std::mutex mu_;
+    std::map<int, fd_state> fds_;
+    std::map<int, registration> regs_;
+    std::map<int, std::deque<epoll_event>> pending_;
+    int next_fd_ = 100;
+    int idle_waits_ = 0;
+};
+
+inline fake_world& fake()
+{
+    static fake_world world;
+    return world;
+}
+
+/// The Sys policy the backend is instantiated with in the unit tests.
+struct fake_sys {
+    static int epoll_create() noexcept { return fake().sys_epoll_create(); }
+    static int epoll_add(int epfd, int fd, std::uint32_t events, void* data) noexcept
+    {
+        return fake().sys_epoll_add(epfd, fd, events, data);
+    }
+    static int epoll_del(int epfd, int fd) noexcept { return fake().sys_epoll_del(epfd, fd); }
+    static int epoll_wait(int epfd, epoll_event* events, int max_events, int timeout_ms) noexcept
+    {
+        return fake().sys_epoll_wait(epfd, events, max_events, timeout_ms);
+    }
+    static int eventfd_create() noexcept { return fake().sys_eventfd_create(); }
+    static void eventfd_signal(int fd) noexcept { fake().sys_eventfd_signal(fd); }
+    static void eventfd_drain(int fd) noexcept { fake().sys_eventfd_drain(fd); }
+    static ssize_t send_iov(int fd, const iovec* iov, int count) noexcept { return fake().sys_send_iov(fd, iov, count); }
+    static ssize_t recv_iov(int fd, iovec* iov, int count) noexcept { return fake().sys_recv_iov(fd, iov, count); }
+    static short poll_now(int fd, short events) noexcept { return fake().sys_poll_now(fd, events); }
+    static int shutdown(int fd) noexcept { return fake().sys_shutdown(fd); }
+    static int close(int fd) noexcept { return fake().sys_close(fd); }
+};
+
+using fake_platform = asock::linux_epoll::basic_epoll_platform<fake_sys>;
+using fake_engine = fake_platform::engine_type;
+using fake_core = fake_platform::core_type;
+using fake_socket = asock::async_socket<fake_platform>;
+
+} // namespace asock_test
