@@ -1,0 +1,495 @@
+// asock/c/implementation.hpp: the implementation of asock's C API.
+//
+// Include this header in exactly one C++20 translation unit of a program (the
+// asock::c library does so in a file that cmake/asock_c.cmake generates); it
+// defines the extern "C" functions declared by the headers of asock/c/.
+//
+// The shim is thin: every async socket operation maps onto the callback form
+// of asock::async_socket<Platform> (include/asock/async_socket.hpp), which
+// owns the state machine, the queues and the exactly-once delivery. What the
+// shim adds per accepted operation is one allocation: a record holding the
+// C++ operation, the C callback and context, and a copy of the caller's
+// buffer array (the spec lets the caller reuse that array as soon as the call
+// returns). The record is freed just before its C callback is called.
+#pragma once
+
+#if !defined(__cplusplus) || __cplusplus < 202002L
+#error "asock/c/implementation.hpp must be compiled as C++20"
+#endif
+
+#include <asock/c/async_socket.h>
+#include <asock/c/execution_engine.h>
+#include <asock/c/platform.h>
+#include <asock/c/socket_handle.h>
+#include <asock/c/socket_transport.h>
+#include <asock/c/detail/enum_strings.hpp>
+
+#include <asock/async_socket.hpp>
+#include <asock/buffer.hpp>
+#include <asock/results.hpp>
+#include <asock/transport.hpp>
+
+#if defined(__linux__)
+#include <asock/linux/epoll_platform.hpp>
+#include <asock/c/detail/socket_transport_posix.hpp>
+#else
+#error "asock C API: only the Linux (epoll) backend exists yet"
+#endif
+
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <mutex>
+#include <new>
+
+namespace asock::c_api {
+
+#if defined(__linux__)
+using platform = asock::linux_epoll::epoll_platform;
+#endif
+using engine_type = platform::engine_type;
+using socket_type = asock::async_socket<platform>;
+using native_handle = platform::native_handle_type;
+
+inline engine_type* to_engine(EXECUTION_ENGINE_HANDLE h) noexcept { return reinterpret_cast<engine_type*>(h); }
+inline EXECUTION_ENGINE_HANDLE to_handle(engine_type* e) noexcept
+{
+    return reinterpret_cast<EXECUTION_ENGINE_HANDLE>(e);
+}
+
+// ---- result conversions (the numeric values are shared; see results.hpp) ---
+
+inline ASYNC_SOCKET_SEND_RESULT to_c(asock::send_result r) noexcept
+{
+    switch (r) {
+    case asock::send_result::ok: return ASYNC_SOCKET_SEND_OK;
+    case asock::send_result::abandoned: return ASYNC_SOCKET_SEND_ABANDONED;
+    default: return ASYNC_SOCKET_SEND_ERROR;
+    }
+}
+
+inline ASYNC_SOCKET_RECEIVE_RESULT to_c(asock::receive_result r) noexcept
+{
+    switch (r) {
+    case asock::receive_result::ok: return ASYNC_SOCKET_RECEIVE_OK;
+    case asock::receive_result::abandoned: return ASYNC_SOCKET_RECEIVE_ABANDONED;
+    default: return ASYNC_SOCKET_RECEIVE_ERROR;
+    }
+}
+
+inline ASYNC_SOCKET_NOTIFY_IO_RESULT to_c(asock::notify_io_result r) noexcept
+{
+    switch (r) {
+    case asock::notify_io_result::in: return ASYNC_SOCKET_NOTIFY_IO_RESULT_IN;
+    case asock::notify_io_result::out: return ASYNC_SOCKET_NOTIFY_IO_RESULT_OUT;
+    case asock::notify_io_result::abandoned: return ASYNC_SOCKET_NOTIFY_IO_RESULT_ABANDONED;
+    default: return ASYNC_SOCKET_NOTIFY_IO_RESULT_ERROR;
+    }
+}
+
+inline ASYNC_SOCKET_SEND_SYNC_RESULT to_c(asock::send_sync_result r) noexcept
+{
+    switch (r) {
+    case asock::send_sync_result::ok: return ASYNC_SOCKET_SEND_SYNC_OK;
+    case asock::send_sync_result::not_open: return ASYNC_SOCKET_SEND_SYNC_NOT_OPEN;
+    default: return ASYNC_SOCKET_SEND_SYNC_ERROR;
+    }
+}
+
+// ---- argument checks of send / receive (11_044..11_048, 11_065..11_069) ----
+
+inline bool valid_payload(const ASYNC_SOCKET_BUFFER* payload, std::uint32_t count) noexcept
+{
+    if (payload == nullptr || count == 0) {
+        return false;
+    }
+    std::uint64_t total = 0;
+    for (std::uint32_t i = 0; i < count; ++i) {
+        if (payload[i].buffer == nullptr || payload[i].length == 0) {
+            return false;
+        }
+        total += payload[i].length;
+    }
+    return total <= std::numeric_limits<std::uint32_t>::max();
+}
+
+// ---- per-operation records ----------------------------------------------------
+//
+// One allocation holds the record and, right after it, the copied buffer array.
+
+template <class Record, class Buffer>
+Record* new_record(std::uint32_t count) noexcept
+{
+    static_assert(sizeof(Record) % alignof(Buffer) == 0);
+    const std::size_t bytes = sizeof(Record) + std::size_t{count} * sizeof(Buffer);
+    void* mem = ::operator new(bytes, std::nothrow);
+    return mem != nullptr ? ::new (mem) Record() : nullptr;
+}
+
+template <class Record>
+void delete_record(Record* r) noexcept
+{
+    r->~Record();
+    ::operator delete(static_cast<void*>(r));
+}
+
+struct send_record {
+    asock::send_operation op;
+    ON_ASYNC_SOCKET_SEND_COMPLETE on_complete = nullptr;
+    void* context = nullptr;
+
+    asock::const_buffer* buffers() noexcept { return reinterpret_cast<asock::const_buffer*>(this + 1); }
+
+    static void complete(void* self, asock::send_result result) noexcept
+    {
+        auto* r = static_cast<send_record*>(self);
+        const ON_ASYNC_SOCKET_SEND_COMPLETE cb = r->on_complete;
+        void* const ctx = r->context;
+        delete_record(r);
+        cb(ctx, to_c(result));
+    }
+};
+
+struct receive_record {
+    asock::receive_operation op;
+    ON_ASYNC_SOCKET_RECEIVE_COMPLETE on_complete = nullptr;
+    void* context = nullptr;
+
+    asock::mutable_buffer* buffers() noexcept { return reinterpret_cast<asock::mutable_buffer*>(this + 1); }
+
+    static void complete(void* self, asock::receive_result result, std::uint32_t bytes) noexcept
+    {
+        auto* r = static_cast<receive_record*>(self);
+        const ON_ASYNC_SOCKET_RECEIVE_COMPLETE cb = r->on_complete;
+        void* const ctx = r->context;
+        delete_record(r);
+        cb(ctx, to_c(result), result == asock::receive_result::ok ? bytes : 0u);
+    }
+};
+
+struct notify_record {
+    asock::notify_operation op;
+    ON_ASYNC_SOCKET_NOTIFY_IO_COMPLETE on_complete = nullptr;
+    void* context = nullptr;
+
+    static void complete(void* self, asock::notify_io_result result) noexcept
+    {
+        auto* r = static_cast<notify_record*>(self);
+        const ON_ASYNC_SOCKET_NOTIFY_IO_COMPLETE cb = r->on_complete;
+        void* const ctx = r->context;
+        delete_record(r);
+        cb(ctx, to_c(result));
+    }
+};
+
+// ---- the transport an async socket owns after open ---------------------------
+
+inline void owner_disconnect(void* transport, native_handle) noexcept
+{
+    socket_transport_disconnect(static_cast<SOCKET_TRANSPORT_HANDLE>(transport));
+}
+
+inline void owner_destroy(void* transport, native_handle) noexcept
+{
+    socket_transport_destroy(static_cast<SOCKET_TRANSPORT_HANDLE>(transport));
+}
+
+// ---- platform_init / platform_deinit -------------------------------------------
+
+struct platform_state {
+    std::mutex mu;
+    unsigned init_count = 0;
+    engine_type* default_engine = nullptr;
+};
+
+inline platform_state& platform_globals() noexcept
+{
+    static platform_state s;
+    return s;
+}
+
+} // namespace asock::c_api
+
+/// The C API's async socket: the C++ socket plus the C custom transport.
+struct ASYNC_SOCKET_TAG {
+    asock::c_api::socket_type socket;
+    ON_ASYNC_SOCKET_SEND on_send = nullptr;
+    void* on_send_context = nullptr;
+    ON_ASYNC_SOCKET_RECV on_recv = nullptr;
+    void* on_recv_context = nullptr;
+};
+
+namespace asock::c_api {
+
+// The C++ custom transport calls these; they add the async socket handle the
+// C callbacks take.
+inline int transport_send(void* self, const void* buffer, std::size_t length) noexcept
+{
+    auto* s = static_cast<ASYNC_SOCKET_TAG*>(self);
+    return s->on_send(s->on_send_context, s, buffer, length);
+}
+
+inline int transport_recv(void* self, void* buffer, std::size_t length) noexcept
+{
+    auto* s = static_cast<ASYNC_SOCKET_TAG*>(self);
+    return s->on_recv(s->on_recv_context, s, buffer, length);
+}
+
+inline ASYNC_SOCKET_HANDLE create_socket(EXECUTION_ENGINE_HANDLE execution_engine, ON_ASYNC_SOCKET_SEND on_send,
+                                         void* on_send_context, ON_ASYNC_SOCKET_RECV on_recv,
+                                         void* on_recv_context) noexcept
+{
+    auto* s = new (std::nothrow) ASYNC_SOCKET_TAG();
+    if (s == nullptr) {
+        return nullptr;
+    }
+    asock::custom_transport transport{};
+    if (on_send != nullptr) {
+        s->on_send = on_send;
+        s->on_send_context = on_send_context;
+        s->on_recv = on_recv;
+        s->on_recv_context = on_recv_context;
+        transport = asock::custom_transport{&transport_send, s, &transport_recv, s};
+    }
+    if (execution_engine == nullptr) {
+        s->socket = socket_type::on_default_engine(transport); // 11_002
+    } else if (transport.is_set()) {
+        s->socket = socket_type(*to_engine(execution_engine), transport);
+    } else {
+        s->socket = socket_type(*to_engine(execution_engine));
+    }
+    if (!s->socket.valid()) {
+        delete s;
+        return nullptr;
+    }
+    return s;
+}
+
+} // namespace asock::c_api
+
+extern "C" {
+
+// ---- enum names --------------------------------------------------------------------
+
+ASOCK_C_DEFINE_ENUM_STRINGS(ASYNC_SOCKET_OPEN_RESULT, ASYNC_SOCKET_OPEN_RESULT_VALUES)
+ASOCK_C_DEFINE_ENUM_STRINGS(ASYNC_SOCKET_SEND_SYNC_RESULT, ASYNC_SOCKET_SEND_SYNC_RESULT_VALUES)
+ASOCK_C_DEFINE_ENUM_STRINGS(ASYNC_SOCKET_SEND_RESULT, ASYNC_SOCKET_SEND_RESULT_VALUES)
+ASOCK_C_DEFINE_ENUM_STRINGS(ASYNC_SOCKET_RECEIVE_RESULT, ASYNC_SOCKET_RECEIVE_RESULT_VALUES)
+ASOCK_C_DEFINE_ENUM_STRINGS(ASYNC_SOCKET_NOTIFY_IO_TYPE, ASYNC_SOCKET_NOTIFY_IO_TYPE_VALUES)
+ASOCK_C_DEFINE_ENUM_STRINGS(ASYNC_SOCKET_NOTIFY_IO_RESULT, ASYNC_SOCKET_NOTIFY_IO_RESULT_VALUES)
+ASOCK_C_DEFINE_ENUM_STRINGS(SOCKET_SEND_RESULT, SOCKET_SEND_RESULT_VALUES)
+ASOCK_C_DEFINE_ENUM_STRINGS(SOCKET_RECEIVE_RESULT, SOCKET_RECEIVE_RESULT_VALUES)
+ASOCK_C_DEFINE_ENUM_STRINGS(SOCKET_ACCEPT_RESULT, SOCKET_ACCEPT_RESULT_VALUES)
+ASOCK_C_DEFINE_ENUM_STRINGS(SOCKET_TYPE, SOCKET_TYPE_VALUES)
+ASOCK_C_DEFINE_ENUM_STRINGS(ADDRESS_TYPE, ADDRESS_TYPE_VALUES)
+
+// ---- platform ----------------------------------------------------------------------
+
+ASOCK_C_API int platform_init(void)
+{
+    auto& g = asock::c_api::platform_globals();
+    std::lock_guard lk(g.mu);
+    if (g.init_count == 0) {
+        g.default_engine = asock::c_api::platform::acquire_default_engine();
+        if (g.default_engine == nullptr) {
+            return 1;
+        }
+    }
+    ++g.init_count;
+    return 0;
+}
+
+ASOCK_C_API void platform_deinit(void)
+{
+    auto& g = asock::c_api::platform_globals();
+    asock::c_api::engine_type* release = nullptr;
+    {
+        std::lock_guard lk(g.mu);
+        if (g.init_count == 0) {
+            return;
+        }
+        if (--g.init_count == 0) {
+            release = g.default_engine;
+            g.default_engine = nullptr;
+        }
+    }
+    if (release != nullptr) {
+        release->dec_ref();
+    }
+}
+
+// ---- execution engine ------------------------------------------------------------
+
+ASOCK_C_API EXECUTION_ENGINE_HANDLE execution_engine_create(const EXECUTION_ENGINE_PARAMETERS* execution_engine_parameters)
+{
+    EXECUTION_ENGINE_PARAMETERS p{DEFAULT_MIN_THREAD_COUNT, DEFAULT_MAX_THREAD_COUNT};
+    if (execution_engine_parameters != nullptr) {
+        p = *execution_engine_parameters;
+    }
+    if (p.max_thread_count != 0 && p.max_thread_count < p.min_thread_count) {
+        return nullptr;
+    }
+    // A fixed pool: the minimum is what the engine starts (at least one thread,
+    // since C callers cannot run the loop themselves).
+    const unsigned threads = p.min_thread_count == 0 ? 1u : static_cast<unsigned>(p.min_thread_count);
+    return asock::c_api::to_handle(asock::c_api::engine_type::create(asock::linux_epoll::engine_options{threads}));
+}
+
+ASOCK_C_API void execution_engine_dec_ref(EXECUTION_ENGINE_HANDLE execution_engine)
+{
+    if (execution_engine != nullptr) {
+        asock::c_api::to_engine(execution_engine)->dec_ref();
+    }
+}
+
+ASOCK_C_API void execution_engine_inc_ref(EXECUTION_ENGINE_HANDLE execution_engine)
+{
+    if (execution_engine != nullptr) {
+        asock::c_api::to_engine(execution_engine)->inc_ref();
+    }
+}
+
+// ---- async socket ------------------------------------------------------------------
+
+ASOCK_C_API ASYNC_SOCKET_HANDLE async_socket_create(EXECUTION_ENGINE_HANDLE execution_engine)
+{
+    return asock::c_api::create_socket(execution_engine, nullptr, nullptr, nullptr, nullptr);
+}
+
+ASOCK_C_API ASYNC_SOCKET_HANDLE async_socket_create_with_transport(EXECUTION_ENGINE_HANDLE execution_engine,
+                                                                   ON_ASYNC_SOCKET_SEND on_send, void* on_send_context,
+                                                                   ON_ASYNC_SOCKET_RECV on_recv, void* on_recv_context)
+{
+    if (on_send == nullptr || on_recv == nullptr) {
+        return nullptr; // 04_002, 04_003
+    }
+    return asock::c_api::create_socket(execution_engine, on_send, on_send_context, on_recv, on_recv_context);
+}
+
+ASOCK_C_API void async_socket_destroy(ASYNC_SOCKET_HANDLE async_socket)
+{
+    // The C++ destructor waits out open / close, closes (every pending
+    // operation completes ABANDONED), destroys the transport through its
+    // owner and releases the engine reference.
+    delete async_socket;
+}
+
+ASOCK_C_API int async_socket_open_async(ASYNC_SOCKET_HANDLE async_socket, SOCKET_TRANSPORT_HANDLE socket_transport,
+                                        ON_ASYNC_SOCKET_OPEN_COMPLETE on_open_complete, void* on_open_complete_context)
+{
+    if (async_socket == nullptr || socket_transport == nullptr || on_open_complete == nullptr) {
+        return 1;
+    }
+    const SOCKET_HANDLE handle = socket_transport_get_underlying_socket(socket_transport);
+    if (handle == INVALID_SOCKET) {
+        return 1;
+    }
+    const asock::basic_handle_owner<asock::c_api::native_handle> owner{
+        socket_transport, &asock::c_api::owner_disconnect, &asock::c_api::owner_destroy};
+    if (async_socket->socket.open(static_cast<asock::c_api::native_handle>(handle), owner) != asock::open_result::ok) {
+        return 1; // already OPEN / OPENING, closed, or refused: the transport stays the caller's
+    }
+    on_open_complete(on_open_complete_context, ASYNC_SOCKET_OPEN_OK);
+    return 0;
+}
+
+ASOCK_C_API void async_socket_close(ASYNC_SOCKET_HANDLE async_socket)
+{
+    if (async_socket != nullptr) {
+        async_socket->socket.close();
+    }
+}
+
+ASOCK_C_API ASYNC_SOCKET_SEND_SYNC_RESULT async_socket_send_async(ASYNC_SOCKET_HANDLE async_socket,
+                                                                  const ASYNC_SOCKET_BUFFER* payload,
+                                                                  uint32_t buffer_count,
+                                                                  ON_ASYNC_SOCKET_SEND_COMPLETE on_send_complete,
+                                                                  void* on_send_complete_context)
+{
+    using namespace asock::c_api;
+    if (async_socket == nullptr || !valid_payload(payload, buffer_count) || on_send_complete == nullptr) {
+        return ASYNC_SOCKET_SEND_SYNC_ERROR;
+    }
+    if (async_socket->socket.state() != asock::socket_state::open) {
+        return ASYNC_SOCKET_SEND_SYNC_NOT_OPEN;
+    }
+    send_record* r = new_record<send_record, asock::const_buffer>(buffer_count);
+    if (r == nullptr) {
+        return ASYNC_SOCKET_SEND_SYNC_ERROR;
+    }
+    asock::const_buffer* bufs = r->buffers();
+    for (std::uint32_t i = 0; i < buffer_count; ++i) {
+        ::new (&bufs[i]) asock::const_buffer(payload[i].buffer, payload[i].length);
+    }
+    r->on_complete = on_send_complete;
+    r->context = on_send_complete_context;
+    const asock::send_sync_result result =
+        async_socket->socket.send_async(r->op, {bufs, buffer_count}, &send_record::complete, r);
+    if (result != asock::send_sync_result::ok) {
+        delete_record(r);
+    }
+    // On ok the record belongs to the callback (which may already have run).
+    return to_c(result);
+}
+
+ASOCK_C_API int async_socket_receive_async(ASYNC_SOCKET_HANDLE async_socket, ASYNC_SOCKET_BUFFER* payload,
+                                           uint32_t buffer_count, ON_ASYNC_SOCKET_RECEIVE_COMPLETE on_receive_complete,
+                                           void* on_receive_complete_context)
+{
+    using namespace asock::c_api;
+    if (async_socket == nullptr || !valid_payload(payload, buffer_count) || on_receive_complete == nullptr) {
+        return 1;
+    }
+    if (async_socket->socket.state() != asock::socket_state::open) {
+        return 1;
+    }
+    receive_record* r = new_record<receive_record, asock::mutable_buffer>(buffer_count);
+    if (r == nullptr) {
+        return 1;
+    }
+    asock::mutable_buffer* bufs = r->buffers();
+    for (std::uint32_t i = 0; i < buffer_count; ++i) {
+        ::new (&bufs[i]) asock::mutable_buffer(payload[i].buffer, payload[i].length);
+    }
+    r->on_complete = on_receive_complete;
+    r->context = on_receive_complete_context;
+    if (async_socket->socket.receive_async(r->op, {bufs, buffer_count}, &receive_record::complete, r) !=
+        asock::start_result::started) {
+        delete_record(r);
+        return 1;
+    }
+    return 0;
+}
+
+ASOCK_C_API int async_socket_notify_io_async(ASYNC_SOCKET_HANDLE async_socket, ASYNC_SOCKET_NOTIFY_IO_TYPE io_type,
+                                             ON_ASYNC_SOCKET_NOTIFY_IO_COMPLETE on_notify_io_complete,
+                                             void* on_notify_io_complete_context)
+{
+    using namespace asock::c_api;
+    if (async_socket == nullptr || on_notify_io_complete == nullptr) {
+        return 1;
+    }
+    asock::notify_io_type type;
+    switch (raw_enum_value(io_type)) {
+    case ASYNC_SOCKET_NOTIFY_IO_TYPE_IN: type = asock::notify_io_type::in; break;
+    case ASYNC_SOCKET_NOTIFY_IO_TYPE_OUT: type = asock::notify_io_type::out; break;
+    default: return 1; // 04_014: any other number
+    }
+    if (async_socket->socket.state() != asock::socket_state::open) {
+        return 1;
+    }
+    notify_record* r = new_record<notify_record, asock::const_buffer>(0);
+    if (r == nullptr) {
+        return 1;
+    }
+    r->on_complete = on_notify_io_complete;
+    r->context = on_notify_io_complete_context;
+    if (async_socket->socket.notify_io_async(r->op, type, &notify_record::complete, r) !=
+        asock::start_result::started) {
+        delete_record(r);
+        return 1;
+    }
+    return 0;
+}
+
+} // extern "C"
