@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# scripts/test.sh: THE test command. Builds and runs every test of asock in
+# each flavour and prints one summary line per flavour, then the totals as the
+# last line: "N passed, N failed". Exits non-zero when anything failed.
+#
+#   scripts/test.sh [flavour...]     (default: gcc-debug clang-debug asan tsan)
+#
+# A flavour is a preset of CMakePresets.json: configure, build (at most 2 jobs)
+# and ctest with that preset. The package-consumer checks (install +
+# find_package, add_subdirectory; tests/consumer) are ctest tests too, so they
+# run in every flavour.
+#
+# Build trees: build/<flavour>, as the presets say.
+set -uo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+scripts/setup.sh || { echo "test: scripts/setup.sh failed" >&2; echo "0 passed, 1 failed"; exit 1; }
+
+flavours=("$@")
+if [[ ${#flavours[@]} -eq 0 ]]; then
+  flavours=(gcc-debug clang-debug asan tsan)
+fi
+
+echo "test: $(cmake --version | head -n 1); $(g++ --version | head -n 1); $(clang++ --version | head -n 1)"
+echo "test: flavours: ${flavours[*]}"
+
+# Prints the value of a cache entry of the build tree $1.
+cache_value() {
+  sed -n "s/^$2:[A-Z]*=//p" "$1/CMakeCache.txt" | head -n 1
+}
+
+# Some kernels randomise mmap addresses more than the sanitizer runtimes of
+# this toolchain expect (vm.mmap_rnd_bits above 28): tsan programs then die at
+# start-up with "unexpected memory mapping", asan ones crash now and then. With
+# address randomisation off (setarch -R) they work on every kernel, so the
+# sanitizer flavours run their tests that way whenever setarch is permitted
+# here; otherwise as they are, if a test program starts. Sets `wrapper`.
+# Returns non-zero when a program built like the build tree $1 cannot start.
+wrapper=()
+probe_sanitizer() {
+  local dir="$1" cxx sanitize probe out="" no_aslr
+  wrapper=()
+  sanitize="$(cache_value "$dir" ASOCK_SANITIZE)"
+  [[ -n "$sanitize" ]] || return 0
+  cxx="$(cache_value "$dir" CMAKE_CXX_COMPILER)"
+  probe="$dir/sanitizer-probe"
+  printf '#include <thread>\nint value;\nint main() { std::thread t([] { value = 1; }); t.join(); return value - 1; }\n' \
+    > "$probe.cpp"
+  if ! "$cxx" -std=c++20 -g -fsanitize="$sanitize" -pthread "$probe.cpp" -o "$probe" >"$probe.log" 2>&1; then
+    echo "test: cannot build a program with -fsanitize=$sanitize:"; cat "$probe.log"
+    return 1
+  fi
+  no_aslr=(setarch "$(uname -m)" -R)
+  echo "test: vm.mmap_rnd_bits = $(cat /proc/sys/vm/mmap_rnd_bits 2>/dev/null || echo unknown)"
+  if command -v setarch >/dev/null 2>&1 && out="$("${no_aslr[@]}" "$probe" 2>&1)"; then
+    wrapper=("${no_aslr[@]}")
+    echo "test: -fsanitize=$sanitize: running the tests under '${wrapper[*]}' (address randomisation off)"
+    return 0
+  fi
+  echo "test: setarch -R is not usable here: $(printf '%s\n' "$out" | head -n 2)"
+  local i
+  for i in 1 2 3; do
+    if ! out="$("$probe" 2>&1)"; then
+      echo "test: a -fsanitize=$sanitize program fails to start: $(printf '%s\n' "$out" | head -n 3)"
+      return 1
+    fi
+  done
+  echo "test: -fsanitize=$sanitize: running the tests with address randomisation on"
+  return 0
+}
+
+total_passed=0
+total_failed=0
+summaries=()
+start_all=$SECONDS
+
+for flavour in "${flavours[@]}"; do
+  dir="build/$flavour"
+  echo
+  echo "==== $flavour: configure + build ($dir)"
+  t0=$SECONDS
+  passed=0
+  failed=0
+  note=""
+  if ! cmake --preset "$flavour"; then
+    note="configure failed"
+  elif ! cmake --build --preset "$flavour"; then
+    note="build failed"
+  fi
+  build_s=$((SECONDS - t0))
+  test_s=0
+
+  if [[ -z "$note" ]]; then
+    if ! probe_sanitizer "$dir"; then
+      note="sanitizer runtime does not start; "
+    fi
+    echo "==== $flavour: ctest"
+    t1=$SECONDS
+    log="$dir/test-summary.log"
+    "${wrapper[@]}" ctest --preset "$flavour" 2>&1 | tee "$log"
+    rc=${PIPESTATUS[0]}
+    test_s=$((SECONDS - t1))
+    line="$(grep -E '^[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n 1)"
+    if [[ -n "$line" ]]; then
+      failed="$(sed -E 's/.* ([0-9]+) tests? failed out of.*/\1/' <<<"$line")"
+      all="$(sed -E 's/.* out of ([0-9]+).*/\1/' <<<"$line")"
+      passed=$((all - failed))
+    fi
+    if [[ $rc -ne 0 && $failed -eq 0 ]]; then
+      failed=1 # ctest failed without a failing test (no tests found, bad preset, ...)
+      note+="ctest exited with $rc"
+    fi
+  else
+    failed=1 # the flavour's tests could not even be built: count it as one failure
+  fi
+
+  total_passed=$((total_passed + passed))
+  total_failed=$((total_failed + failed))
+  summary="$(printf '%-12s %4d passed, %3d failed   (configure+build %4d s, tests %4d s)%s' \
+    "$flavour" "$passed" "$failed" "$build_s" "$test_s" "${note:+   [${note%; }]}")"
+  summaries+=("$summary")
+  echo "==== $summary"
+done
+
+echo
+echo "==== summary (wall time $((SECONDS - start_all)) s)"
+printf '%s\n' "${summaries[@]}"
+echo "$total_passed passed, $total_failed failed"
+[[ $total_failed -eq 0 ]]
