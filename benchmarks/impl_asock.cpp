@@ -1,0 +1,256 @@
+// benchmarks/impl_asock.cpp: asock's C++ API, written with co_await as its
+// documentation shows. The server runs on an engine with one thread of its
+// own; the client runs on an engine with no threads, whose loop runs on the
+// calling thread (sync_wait / run_one).
+#include "bench.h"
+
+#include <asock/asock.hpp>
+
+#include <atomic>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace {
+
+constexpr const char* host = "127.0.0.1";
+
+struct server {
+    const bench_config* cfg = nullptr;
+    bench_run* run = nullptr;
+    asock::engine_ref<asock::engine> engine;
+    asock::tcp_listener_t listener;
+    std::uint64_t received = 0; // sink: bytes so far (server thread only)
+    std::atomic<int> live{0};   // sessions whose socket is still open
+    std::atomic<bool> serving{false};
+};
+
+asock::task<void> echo_session(server& s, asock::tcp_socket accepted)
+{
+    {
+        asock::tcp_socket socket = std::move(accepted);
+        std::unique_ptr<char[]> buf(new char[BENCH_ECHO_BUFFER]);
+        for (;;) {
+            const asock::receive_outcome r = co_await socket.receive_async(asock::buffer(buf.get(), BENCH_ECHO_BUFFER));
+            if (!r) {
+                break; // the client hung up
+            }
+            if (co_await socket.send_async(asock::buffer(buf.get(), r.bytes_received)) != asock::send_result::ok) {
+                break;
+            }
+        }
+    } // the socket is closed and destroyed here
+    s.live.fetch_sub(1, std::memory_order_release);
+}
+
+asock::task<void> sink_session(server& s, asock::tcp_socket accepted)
+{
+    {
+        asock::tcp_socket socket = std::move(accepted);
+        std::unique_ptr<char[]> buf(new char[BENCH_SINK_BUFFER]);
+        while (s.received < s.cfg->total) {
+            const asock::receive_outcome r = co_await socket.receive_async(asock::buffer(buf.get(), BENCH_SINK_BUFFER));
+            if (!r) {
+                bench_fail(s.run, "asock server: receive ended early", 0);
+                break;
+            }
+            s.received += r.bytes_received;
+            bench_progress(s.run, r.bytes_received);
+        }
+    } // closing tells the client that everything arrived
+    s.live.fetch_sub(1, std::memory_order_release);
+}
+
+asock::task<void> serve(server& s)
+{
+    for (;;) {
+        auto accepted = co_await s.listener.accept();
+        if (!accepted) {
+            break; // the listener was closed
+        }
+        s.live.fetch_add(1, std::memory_order_acq_rel);
+        if (s.cfg->workload == BENCH_BULK) {
+            asock::spawn(sink_session(s, std::move(accepted.socket)));
+        } else {
+            asock::spawn(echo_session(s, std::move(accepted.socket)));
+        }
+    }
+    s.serving.store(false, std::memory_order_release);
+}
+
+// ---- client ------------------------------------------------------------------
+
+struct client {
+    const bench_config* cfg = nullptr;
+    bench_run* run = nullptr;
+    asock::engine_ref<asock::engine> engine;
+    std::uint16_t port = 0;
+    char message[BENCH_MAX_MESSAGE];
+    std::uint64_t issued = 0;
+    std::uint32_t active = 0;
+};
+
+// One connection's ping-pong; all connections share c.issued so that exactly
+// cfg->total round trips are made in all.
+asock::task<void> pingpong_connection(client& c, asock::tcp_socket& socket)
+{
+    char reply[BENCH_MAX_MESSAGE];
+    const std::uint32_t size = c.cfg->message_size;
+    while (c.issued < c.cfg->total && !bench_failed(c.run)) {
+        ++c.issued;
+        if (co_await socket.send_async(asock::buffer(c.message, size)) != asock::send_result::ok) {
+            bench_fail(c.run, "asock client: send", 0);
+            break;
+        }
+        std::uint32_t have = 0;
+        while (have < size) {
+            const asock::receive_outcome r = co_await socket.receive_async(asock::buffer(reply + have, size - have));
+            if (!r) {
+                bench_fail(c.run, "asock client: receive", 0);
+                break;
+            }
+            have += r.bytes_received;
+        }
+        if (have < size) {
+            break;
+        }
+        bench_progress(c.run, 1);
+    }
+    --c.active;
+}
+
+int client_pingpong(client& c)
+{
+    std::vector<asock::tcp_socket> sockets;
+    sockets.reserve(c.cfg->connections);
+    for (std::uint32_t i = 0; i < c.cfg->connections; ++i) {
+        auto connected = asock::sync_wait(*c.engine, asock::connect(*c.engine, host, c.port));
+        if (!connected) {
+            bench_fail(c.run, ("asock client: connect: " + connected.error.message()).c_str(), 0);
+            return -1;
+        }
+        sockets.push_back(std::move(connected.socket));
+    }
+    c.active = c.cfg->connections;
+    for (auto& socket : sockets) {
+        asock::spawn(pingpong_connection(c, socket));
+    }
+    while (c.active > 0) {
+        c.engine->run_one(-1);
+    }
+    return bench_failed(c.run) ? -1 : 0;
+}
+
+asock::task<int> client_bulk(client& c)
+{
+    auto connected = co_await asock::connect(*c.engine, host, c.port);
+    if (!connected) {
+        bench_fail(c.run, ("asock client: connect: " + connected.error.message()).c_str(), 0);
+        co_return -1;
+    }
+    asock::tcp_socket& socket = connected.socket;
+    std::unique_ptr<char[]> chunk(new char[c.cfg->chunk_size]);
+    std::memset(chunk.get(), 'b', c.cfg->chunk_size);
+    std::uint64_t left = c.cfg->total;
+    while (left > 0) {
+        const std::uint32_t n = left < c.cfg->chunk_size ? static_cast<std::uint32_t>(left) : c.cfg->chunk_size;
+        if (co_await socket.send_async(asock::buffer(chunk.get(), n)) != asock::send_result::ok) {
+            bench_fail(c.run, "asock client: send", 0);
+            co_return -1;
+        }
+        left -= n;
+    }
+    char b[16];
+    while (co_await socket.receive_async(asock::buffer(b))) {
+        // until the server closes: it has everything
+    }
+    co_return 0;
+}
+
+asock::task<int> client_churn(client& c)
+{
+    char reply[BENCH_MAX_MESSAGE];
+    for (std::uint64_t i = 0; i < c.cfg->total; ++i) {
+        auto connected = co_await asock::connect(*c.engine, host, c.port);
+        if (!connected) {
+            bench_fail(c.run, ("asock client: connect: " + connected.error.message()).c_str(), 0);
+            co_return -1;
+        }
+        asock::tcp_socket& socket = connected.socket;
+        const std::uint32_t size = c.cfg->message_size;
+        if (co_await socket.send_async(asock::buffer(c.message, size)) != asock::send_result::ok) {
+            bench_fail(c.run, "asock client: send", 0);
+            co_return -1;
+        }
+        std::uint32_t have = 0;
+        while (have < size) {
+            const asock::receive_outcome r = co_await socket.receive_async(asock::buffer(reply + have, size - have));
+            if (!r) {
+                bench_fail(c.run, "asock client: receive", 0);
+                co_return -1;
+            }
+            have += r.bytes_received;
+        }
+        socket.close();
+        bench_progress(c.run, 1);
+    }
+    co_return 0;
+}
+
+int run_asock(const bench_config* cfg, bench_run* run)
+{
+    auto s = std::make_unique<server>();
+    s->cfg = cfg;
+    s->run = run;
+    s->engine = asock::make_engine({.threads = 1});
+    if (!s->engine) {
+        bench_fail(run, "asock: cannot create the server engine", 0);
+        return -1;
+    }
+    std::error_code ec;
+    s->listener = asock::tcp_listener_t::listen(*s->engine, host, 0, ec);
+    if (ec) {
+        bench_fail(run, ("asock: listen: " + ec.message()).c_str(), 0);
+        return -1;
+    }
+    s->serving.store(true);
+    asock::spawn(serve(*s));
+
+    int rc = -1;
+    {
+        auto c = std::make_unique<client>();
+        c->cfg = cfg;
+        c->run = run;
+        c->port = s->listener.port();
+        std::memset(c->message, 'a', sizeof c->message);
+        c->engine = asock::make_engine({.threads = 0});
+        if (!c->engine) {
+            bench_fail(run, "asock: cannot create the client engine", 0);
+        } else {
+            switch (cfg->workload) {
+            case BENCH_PINGPONG: rc = client_pingpong(*c); break;
+            case BENCH_BULK: rc = asock::sync_wait(*c->engine, client_bulk(*c)); break;
+            case BENCH_CHURN: rc = asock::sync_wait(*c->engine, client_churn(*c)); break;
+            }
+            while (c->engine->poll() != 0) {
+                // let the closes finish
+            }
+        }
+    }
+    // The client closed everything: wait for the sessions to end, then stop serving.
+    for (int i = 0; i < 5000 && s->live.load(std::memory_order_acquire) != 0 && !bench_failed(run); ++i) {
+        bench_nap();
+    }
+    s->listener.close();
+    for (int i = 0; i < 5000 && s->serving.load(std::memory_order_acquire); ++i) {
+        bench_nap();
+    }
+    s->listener = {};
+    s->engine = {}; // the last reference: stops and joins the engine's thread
+    return rc;
+}
+
+} // namespace
+
+extern "C" const bench_impl bench_impl_asock = {"asock", "asock C++ (co_await)", run_asock};
