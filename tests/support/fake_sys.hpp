@@ -518,6 +518,17 @@ struct fake_sys {
     static void eventfd_drain(int fd) noexcept { fake().sys_eventfd_drain(fd); }
     static ssize_t send_iov(int fd, const iovec* iov, int count) noexcept { return fake().sys_send_iov(fd, iov, count); }
     static ssize_t recv_iov(int fd, iovec* iov, int count) noexcept { return fake().sys_recv_iov(fd, iov, count); }
+    // The single-buffer calls are scripted and recorded like a one-entry iovec.
+    static ssize_t send_one(int fd, const void* data, std::size_t length) noexcept
+    {
+        const iovec iov{const_cast<void*>(data), length};
+        return fake().sys_send_iov(fd, &iov, 1);
+    }
+    static ssize_t recv_one(int fd, void* data, std::size_t length) noexcept
+    {
+        iovec iov{data, length};
+        return fake().sys_recv_iov(fd, &iov, 1);
+    }
     static short poll_now(int fd, short events) noexcept { return fake().sys_poll_now(fd, events); }
     static int shutdown(int fd) noexcept { return fake().sys_shutdown(fd); }
     static int close(int fd) noexcept { return fake().sys_close(fd); }

@@ -141,6 +141,26 @@ TEST_CASE("work posted from inside the loop needs no wake-up and runs on the nex
     CHECK(fake().eventfd_signals == signals + 1); // stop()'s own, none for the inner post
 }
 
+TEST_CASE("dropping the last engine reference inside its own caller-run loop defers the destruction", "[engine]")
+{
+    // Without the deferral the engine is deleted while run_one() is still
+    // inside it: a use-after-free that the sanitizer flavours report.
+    fake().reset();
+    fake_engine* engine = make_engine();
+    REQUIRE(engine != nullptr);
+    const int epfd = engine->epoll_fd();
+    std::vector<int> log;
+    counted_item last(log, 1);
+    last.then = [&] {
+        CHECK(engine->running_in_this_thread());
+        engine->dec_ref(); // the only reference
+    };
+    engine->post(&last);
+    engine->run_one(0); // runs the item; the engine is destroyed as run_one returns
+    CHECK(log == std::vector<int>{1});
+    CHECK(fake_world::count(fake().closed_fds, epfd) == 1); // destroyed, once
+}
+
 TEST_CASE("stop makes run return; restart lets it run again", "[engine]")
 {
     test_env env;

@@ -104,6 +104,13 @@ public:
             std::thread([this] { destroy_now(); }).detach();
             return;
         }
+        if (running_in_this_thread()) {
+            // Dropped inside run() / run_one() / poll() on the caller's thread:
+            // finish the loop call first; its loop_scope destroys the engine.
+            orphaned_ = true;
+            stop_.store(true, std::memory_order_release);
+            return;
+        }
         destroy_now();
     }
 
@@ -230,7 +237,7 @@ private:
     ~basic_epoll_engine() = default;
 
     struct loop_scope {
-        explicit loop_scope(basic_epoll_engine* e) noexcept : saved(detail::tls_loop)
+        explicit loop_scope(basic_epoll_engine* e) noexcept : self(e), saved(detail::tls_loop)
         {
             detail::tls_loop = detail::loop_context{e, nullptr, nullptr};
         }
@@ -249,7 +256,11 @@ private:
                 }
             }
             detail::tls_loop = saved;
+            if (self->orphaned_ && saved.engine != self) {
+                self->destroy_now(); // the last reference went while this loop ran
+            }
         }
+        basic_epoll_engine* self;
         detail::loop_context saved;
     };
 
@@ -343,6 +354,18 @@ private:
 
     std::size_t run_posted() noexcept
     {
+        // Work that this thread posts while running posted work (a callback
+        // starting a receive posts a kick) runs in the same pass, a few rounds
+        // deep, rather than after another epoll_wait.
+        std::size_t n = run_posted_once();
+        for (int round = 0; round < 8 && detail::tls_loop.head != nullptr; ++round) {
+            n += run_posted_once();
+        }
+        return n;
+    }
+
+    std::size_t run_posted_once() noexcept
+    {
         detail::loop_context& tls = detail::tls_loop;
         work_item* local = tls.head;
         tls.head = tls.tail = nullptr;
@@ -381,6 +404,7 @@ private:
     int epfd_ = -1;
     int evfd_ = -1;
     std::atomic<bool> stop_{false};
+    bool orphaned_ = false; // last reference dropped inside this engine's loop on the caller's thread
     std::vector<std::thread> threads_;
 
     std::mutex post_mu_;

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <asock/detail/operation.hpp>
+#include <asock/detail/word_mutex.hpp>
 #include <asock/linux/epoll_sys.hpp>
 #include <asock/results.hpp>
 #include <asock/transport.hpp>
@@ -107,6 +108,8 @@ public:
         owner_ = owner;
         opened_ = true;
         send_poisoned_ = false;
+        maybe_readable_ = true; // unknown: the first receive tries the call
+        read_final_ = false;
         set_state(socket_state::open);
         return open_result::ok;
     }
@@ -246,12 +249,17 @@ public:
         }
         if (!allow_inline) {
             read_.ops.push_back(&op);
+            const bool try_now = maybe_readable_;
             lk.unlock();
-            kick(); // data may already be waiting: no edge would announce it
+            if (try_now) {
+                kick(); // data may already be waiting: no edge would announce it
+            }
             return start_result::started;
         }
         int err = 0;
-        if (try_receive(op, err) == detail::io_status::would_block) {
+        // A drained socket gets an edge for whatever arrives next: wait for it
+        // rather than make a call that can only return EAGAIN.
+        if (!maybe_readable_ || try_receive(op, err) == detail::io_status::would_block) {
             read_.ops.push_back(&op);
         } else {
             done = true;
@@ -384,7 +392,7 @@ private:
     static constexpr std::uint32_t running = 1u << 31;
 
     struct side {
-        std::mutex mu;
+        asock::detail::word_mutex mu;
         op_list ops;      // sends or receives, FIFO
         op_list notifies; // notify_io_async waiters of this direction
         op_list finished; // finished, callback to be delivered by the next kick dispatch (or close)
@@ -453,29 +461,46 @@ private:
     }
 
     // Serialises event handling per socket. The first thread to set RUNNING
-    // handles the events; others just OR their bits in and leave.
+    // handles the events; others just OR their bits in and leave. Event bits
+    // are cleared in the word when taken, so an edge that repeats a bit being
+    // handled is never lost. Uncontended: one CAS to take, one to release.
     void dispatch(std::uint32_t bits) noexcept
     {
-        const std::uint32_t prev = dispatch_.fetch_or(bits | running, std::memory_order_acq_rel);
-        if ((prev & running) != 0) {
-            return;
+        std::uint32_t cur = dispatch_.load(std::memory_order_relaxed);
+        std::uint32_t evs = 0;
+        for (;;) {
+            if ((cur & running) != 0) {
+                if (dispatch_.compare_exchange_weak(cur, cur | bits, std::memory_order_acq_rel,
+                                                    std::memory_order_relaxed)) {
+                    return; // the running dispatch will see our bits
+                }
+            } else if (dispatch_.compare_exchange_weak(cur, running | (cur & close_wait), std::memory_order_acq_rel,
+                                                       std::memory_order_relaxed)) {
+                evs = bits | (cur & ev_mask);
+                break;
+            }
         }
         detail::dispatch_frame frame{this, detail::tls_dispatch_frames};
         detail::tls_dispatch_frames = &frame;
         for (;;) {
-            const std::uint32_t cur = dispatch_.fetch_and(running | close_wait, std::memory_order_acq_rel);
-            const std::uint32_t evs = cur & ev_mask;
+            if (evs != 0) {
+                process(evs);
+            }
+            std::uint32_t expected = running;
+            if (dispatch_.compare_exchange_strong(expected, 0, std::memory_order_acq_rel)) {
+                break;
+            }
+            // New event bits arrived, or close() waits: take the bits, keep RUNNING.
+            const std::uint32_t old = dispatch_.fetch_and(running | close_wait, std::memory_order_acq_rel);
+            evs = old & ev_mask;
             if (evs == 0) {
-                std::uint32_t expected = cur & (running | close_wait);
-                if (dispatch_.compare_exchange_strong(expected, 0, std::memory_order_acq_rel)) {
-                    if ((expected & close_wait) != 0) {
-                        dispatch_.notify_all();
-                    }
+                std::uint32_t waiting = old & (running | close_wait);
+                if (dispatch_.compare_exchange_strong(waiting, 0, std::memory_order_acq_rel)) {
+                    dispatch_.notify_all(); // wake close() / destroy
                     break;
                 }
-                continue;
+                // more bits arrived meanwhile: loop and take them
             }
-            process(evs);
         }
         detail::tls_dispatch_frames = frame.prev;
     }
@@ -486,11 +511,18 @@ private:
         if ((evs & ev_kick) != 0) {
             for (side* sd : {&read_, &write_}) {
                 std::lock_guard lk(sd->mu);
+                mark_taken(sd->finished);
                 done.splice_back(sd->finished);
             }
         }
         if ((evs & (ev_in | ev_err | ev_hup | ev_rdhup | ev_kick)) != 0) {
             std::lock_guard lk(read_.mu);
+            if ((evs & (ev_in | ev_err | ev_hup | ev_rdhup)) != 0) {
+                maybe_readable_ = true; // an edge: data, a hang-up or an error to read
+            }
+            if ((evs & (ev_err | ev_hup | ev_rdhup)) != 0) {
+                read_final_ = true; // end of stream / error: readable from now on
+            }
             if (state_.load(std::memory_order_acquire) == socket_state::open) {
                 pump_receives(done);
                 if ((evs & ev_kick) != evs) {
@@ -500,6 +532,7 @@ private:
         }
         if ((evs & (ev_out | ev_err | ev_hup | ev_rdhup)) != 0) {
             std::lock_guard lk(write_.mu);
+            mark_taken(write_.finished);
             done.splice_back(write_.finished); // earlier sends' callbacks go first
             if (state_.load(std::memory_order_acquire) == socket_state::open) {
                 if ((evs & ev_rdhup) != evs) {
@@ -543,7 +576,8 @@ private:
 
     void pump_receives(op_list& done) noexcept
     {
-        while (operation* op = read_.ops.front()) {
+        operation* op;
+        while (maybe_readable_ && (op = read_.ops.front()) != nullptr) {
             int err = 0;
             if (try_receive(static_cast<receive_op&>(*op), err) == detail::io_status::would_block) {
                 break;
@@ -585,6 +619,9 @@ private:
                 const const_buffer& b = op.buffers[op.index];
                 n = transport_.on_send(transport_.on_send_context, static_cast<const char*>(b.data) + op.offset,
                                        b.size - op.offset);
+            } else if (op.count - op.index == 1) {
+                const const_buffer& b = op.buffers[op.index];
+                n = Sys::send_one(fd_, static_cast<const char*>(b.data) + op.offset, b.size - op.offset);
             } else {
                 iovec iov[detail::max_iov];
                 int cnt = 0;
@@ -645,6 +682,9 @@ private:
                 const mutable_buffer& b = op.buffers[index];
                 asked = b.size - offset;
                 n = transport_.on_recv(transport_.on_recv_context, static_cast<char*>(b.data) + offset, asked);
+            } else if (op.count == 1) {
+                asked = op.buffers[0].size;
+                n = Sys::recv_one(fd_, op.buffers[0].data, asked);
             } else {
                 iovec iov[detail::max_iov];
                 int cnt = 0;
@@ -660,6 +700,9 @@ private:
                 const int e = errno;
                 if (e == EINTR) {
                     continue;
+                }
+                if (would_block(e)) {
+                    maybe_readable_ = read_final_; // drained: the next arrival raises an edge
                 }
                 if (op.received > 0) {
                     break; // deliver what we have; a real error shows up on the next receive
@@ -694,7 +737,11 @@ private:
                 continue; // custom transports may return short counts: read until EAGAIN or full
             }
             if (static_cast<std::uint32_t>(n) < asked) {
-                break; // the kernel had no more: a short read drains the socket
+                // The kernel had no more: a short read drains the socket, so
+                // anything arriving after it raises a new edge.
+                // Not after a hang-up: the FIN behind the data raises no edge.
+                maybe_readable_ = read_final_;
+                break;
             }
             index += static_cast<std::uint32_t>(detail::max_iov) < op.count - index
                          ? static_cast<std::uint32_t>(detail::max_iov)
@@ -723,6 +770,15 @@ private:
     int fd_ = -1;
     bool opened_ = false;
     bool send_poisoned_ = false; // guarded by write_.mu
+    // Guarded by read_.mu. False once a receive call found the socket drained
+    // (EAGAIN, or a short read from the kernel); true again at the next edge.
+    // While false, a receive queues without a call that could only fail:
+    // edge-triggered epoll reports whatever arrives after the drain.
+    bool maybe_readable_ = true;
+    // Guarded by read_.mu. A hang-up or error was reported: the end of stream
+    // (or the error) stays readable without a further edge, so a short read
+    // no longer means drained.
+    bool read_final_ = false;
     std::atomic<socket_state> state_{socket_state::created};
     std::atomic<std::uint32_t> dispatch_{0};
     std::atomic<bool> kick_pending_{false};

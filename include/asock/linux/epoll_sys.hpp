@@ -77,6 +77,18 @@ struct epoll_sys {
         return ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
     }
 
+    /// send() of one buffer: the single-buffer fast path of send_iov.
+    static ssize_t send_one(int fd, const void* data, std::size_t length) noexcept
+    {
+        return ::send(fd, data, length, MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
+
+    /// recv() into one buffer: the single-buffer fast path of recv_iov.
+    static ssize_t recv_one(int fd, void* data, std::size_t length) noexcept
+    {
+        return ::recv(fd, data, length, MSG_DONTWAIT);
+    }
+
     /// Scattering receive that never blocks; fills the buffers in order.
     static ssize_t recv_iov(int fd, iovec* iov, int count) noexcept
     {
