@@ -128,7 +128,12 @@ public:
         }
         op->next = nullptr;
         op->prev = nullptr;
-        op->queued = false;
+        // Written only when set: complete_all() unlinks, without any lock, records
+        // that were already marked not queued under their queue's lock, and a
+        // stop request may be reading the flag under that lock meanwhile.
+        if (op->queued) {
+            op->queued = false;
+        }
     }
 
     /// Moves every element of `other` to the back of this list, keeping order.

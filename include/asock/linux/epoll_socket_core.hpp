@@ -100,6 +100,12 @@ public:
         if (!state_.compare_exchange_strong(expected, socket_state::opening, std::memory_order_acq_rel)) {
             return open_result::error; // OPEN, OPENING, CLOSING or CLOSED: not (re)openable
         }
+        {
+            // Before the registration: its first edge may be dispatched at once.
+            std::lock_guard lk(read_.mu);
+            maybe_readable_ = true; // unknown: the first receive tries the call
+            read_final_ = false;
+        }
         if (fd < 0 || Sys::epoll_add(engine_->epoll_fd(), fd, socket_event_mask, this) != 0) {
             set_state(socket_state::created);
             return open_result::error;
@@ -108,8 +114,6 @@ public:
         owner_ = owner;
         opened_ = true;
         send_poisoned_ = false;
-        maybe_readable_ = true; // unknown: the first receive tries the call
-        read_final_ = false;
         set_state(socket_state::open);
         return open_result::ok;
     }
