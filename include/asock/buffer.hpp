@@ -64,6 +64,13 @@ mutable_buffer buffer(T (&a)[N]) noexcept
 {
     return buffer(static_cast<void*>(a), sizeof(a));
 }
+/// Read-only view of a const array (all N elements: for a string literal, the
+/// terminating NUL too; use buffer(std::string_view) to leave it out).
+template <class T, std::size_t N>
+const_buffer buffer(const T (&a)[N]) noexcept
+{
+    return buffer(static_cast<const void*>(a), sizeof(a));
+}
 
 namespace detail {
 /// Validates a buffer list as the spec asks (11_044..11_048, 11_065..11_069):

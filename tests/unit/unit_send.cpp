@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <climits>
 #include <limits>
+#include <string_view>
 
 using namespace asock_test;
 
@@ -829,4 +830,21 @@ TEST_CASE("callbacks that start sends completing at once do not nest without bou
     CHECK(std::all_of(c.calls.begin(), c.calls.end(), [](int n) { return n == 1; }));
     CHECK(std::all_of(c.results.begin(), c.results.end(), [](send_result r) { return r == send_result::ok; }));
     CHECK(fake().sock(fd).wire == c.bytes);
+}
+
+TEST_CASE("buffer() views: arrays, const arrays, string views and oversized lengths", "[buffer]")
+{
+    char writable[5]{};
+    const asock::mutable_buffer m = asock::buffer(writable);
+    CHECK(m.data == writable);
+    CHECK(m.size == 5);
+    const asock::const_buffer literal = asock::buffer("abc");
+    CHECK(literal.size == 4); // the whole array, NUL included
+    const asock::const_buffer text = asock::buffer(std::string_view("abc"));
+    CHECK(text.size == 3);
+    const int numbers[3]{1, 2, 3};
+    CHECK(asock::buffer(numbers).size == sizeof numbers);
+    // A length past UINT32_MAX is not truncated: it becomes 0, which every
+    // operation rejects as invalid.
+    CHECK(asock::buffer(static_cast<const void*>(writable), std::size_t{1} << 32).size == 0);
 }
