@@ -14,6 +14,8 @@
 
 #if defined(__linux__)
 #include <asock/linux/epoll_platform.hpp>
+#elif defined(_WIN32)
+#include <asock/win32/win32_platform.hpp>
 #else
 #error "asock: no backend for this platform yet"
 #endif
@@ -23,6 +25,9 @@ namespace asock {
 #if defined(__linux__)
 /// The platform policy of this build: epoll on Linux.
 using default_platform = linux_epoll::epoll_platform;
+#elif defined(_WIN32)
+/// The platform policy of this build: threadpool IO on Windows.
+using default_platform = win32::win32_platform;
 #endif
 
 using engine = default_platform::engine_type;

@@ -1,0 +1,342 @@
+// asock/win32/tcp_win32.hpp: TCP connect and listen/accept over Winsock.
+//
+// Same API as include/asock/linux/tcp_posix.hpp (tcp_connect<Platform>,
+// tcp_listener<Platform>, connect_outcome / accept_outcome). Include
+// <asock/tcp.hpp> rather than this file.
+//
+// Readiness notifications do not exist on Windows (spec 04_002), so instead of
+// "non-blocking call + wait for readiness" the helpers use the overlapped
+// Winsock extensions: ConnectEx for connect and AcceptEx for accept. Each runs
+// as an overlapped_op through the threadpool IO of the socket it concerns (the
+// connecting socket, or the listener), so it completes on a pool thread and
+// is cancelled by a stop request (CancelIoEx) or by closing that socket, like
+// any other operation. Needs an engine (Winsock is started by the engine).
+#pragma once
+
+#include <asock/async_socket.hpp>
+#include <asock/results.hpp>
+#include <asock/task.hpp>
+#include <asock/win32/overlapped_awaitable.hpp>
+#include <asock/win32/win32_api.hpp>
+
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <stop_token>
+#include <string>
+#include <system_error>
+#include <utility>
+
+namespace asock {
+
+/// Errors of name resolution. On Windows getaddrinfo reports WSA error codes,
+/// which std::system_category() describes.
+inline const std::error_category& resolve_category() noexcept { return std::system_category(); }
+
+/// What tcp_connect / tcp_listener::accept produce: an error, or an OPEN socket.
+template <class Platform>
+struct connect_outcome {
+    std::error_code error;
+    async_socket<Platform> socket;
+    explicit operator bool() const noexcept { return !error; }
+};
+template <class Platform>
+using accept_outcome = connect_outcome<Platform>;
+
+namespace detail::win32_tcp {
+
+inline std::error_code last_error() noexcept { return {::WSAGetLastError(), std::system_category()}; }
+
+/// A completion's error code as an error_code: the portable std::errc value
+/// where there is one (connection refused, unreachable, timed out, cancelled),
+/// else the code itself in std::system_category().
+inline std::error_code io_error(DWORD code) noexcept
+{
+    switch (code) {
+    case ERROR_CONNECTION_REFUSED:
+    case WSAECONNREFUSED: return std::make_error_code(std::errc::connection_refused);
+    case ERROR_NETWORK_UNREACHABLE:
+    case WSAENETUNREACH: return std::make_error_code(std::errc::network_unreachable);
+    case ERROR_HOST_UNREACHABLE:
+    case WSAEHOSTUNREACH: return std::make_error_code(std::errc::host_unreachable);
+    case ERROR_SEM_TIMEOUT:
+    case WSAETIMEDOUT: return std::make_error_code(std::errc::timed_out);
+    case ERROR_OPERATION_ABORTED: return std::make_error_code(std::errc::operation_canceled);
+    default: return {static_cast<int>(code), std::system_category()};
+    }
+}
+
+inline void set_tcp_nodelay(SOCKET s) noexcept
+{
+    BOOL one = TRUE;
+    ::setsockopt(s, IPPROTO_TCP, TCP_NODELAY, reinterpret_cast<const char*>(&one), sizeof one);
+}
+
+/// An overlapped (WSA_FLAG_OVERLAPPED) TCP socket, or INVALID_SOCKET.
+inline SOCKET open_socket(int family) noexcept
+{
+    return ::WSASocketW(family, SOCK_STREAM, IPPROTO_TCP, nullptr, 0, WSA_FLAG_OVERLAPPED);
+}
+
+/// A Winsock extension function (ConnectEx, AcceptEx) for socket `s`, or null.
+template <class Fn>
+Fn extension(SOCKET s, GUID id) noexcept
+{
+    Fn fn = nullptr;
+    DWORD bytes = 0;
+    if (::WSAIoctl(s, SIO_GET_EXTENSION_FUNCTION_POINTER, &id, sizeof id, &fn, sizeof fn, &bytes, nullptr,
+                   nullptr) != 0) {
+        return nullptr;
+    }
+    return fn;
+}
+
+struct addrinfo_deleter {
+    void operator()(addrinfo* p) const noexcept { ::freeaddrinfo(p); }
+};
+using addrinfo_ptr = std::unique_ptr<addrinfo, addrinfo_deleter>;
+
+inline addrinfo_ptr resolve(const std::string& host, std::uint16_t port, bool passive, std::error_code& ec)
+{
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_protocol = IPPROTO_TCP;
+    hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
+    char service[8];
+    std::snprintf(service, sizeof service, "%u", static_cast<unsigned>(port));
+    addrinfo* res = nullptr;
+    const int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), service, &hints, &res);
+    if (rc != 0) {
+        ec = std::error_code(rc, resolve_category());
+        return nullptr;
+    }
+    ec.clear();
+    return addrinfo_ptr(res);
+}
+
+/// The ConnectEx call of one connect attempt (lives in the coroutine frame).
+struct connect_call {
+    LPFN_CONNECTEX connect_ex = nullptr;
+    const sockaddr* address = nullptr;
+    int address_length = 0;
+
+    static int issue(void* context, SOCKET s, OVERLAPPED* overlapped) noexcept
+    {
+        auto* c = static_cast<connect_call*>(context);
+        if (c->connect_ex(s, c->address, c->address_length, nullptr, 0, nullptr, overlapped)) {
+            return 0;
+        }
+        return ::WSAGetLastError();
+    }
+};
+
+/// The AcceptEx call of one accept (lives in the coroutine frame, with the
+/// address block AcceptEx writes into).
+struct accept_call {
+    static constexpr DWORD address_room = sizeof(sockaddr_in6) + 16; // AcceptEx wants 16 bytes more than the largest address
+    LPFN_ACCEPTEX accept_ex = nullptr;
+    SOCKET accepted = INVALID_SOCKET;
+    char addresses[2 * address_room] = {};
+    DWORD received = 0;
+
+    static int issue(void* context, SOCKET listener, OVERLAPPED* overlapped) noexcept
+    {
+        auto* c = static_cast<accept_call*>(context);
+        if (c->accept_ex(listener, c->accepted, c->addresses, 0, address_room, address_room, &c->received,
+                         overlapped)) {
+            return 0;
+        }
+        return ::WSAGetLastError();
+    }
+};
+
+} // namespace detail::win32_tcp
+
+/// Connects to host:port over TCP (TCP_NODELAY set) and returns an OPEN socket
+/// on `engine`. Tries each resolved address in turn. Name resolution is
+/// synchronous (getaddrinfo); the connect itself is a ConnectEx completing on
+/// a pool thread. A stop request ends it with std::errc::operation_canceled.
+template <class Platform>
+task<connect_outcome<Platform>> tcp_connect(typename Platform::engine_type& engine, std::string host,
+                                            std::uint16_t port, std::stop_token token = {})
+{
+    namespace wt = detail::win32_tcp;
+    using core_type = typename Platform::core_type;
+    std::error_code ec;
+    wt::addrinfo_ptr addrs = wt::resolve(host, port, false, ec);
+    if (!addrs) {
+        co_return connect_outcome<Platform>{ec, {}};
+    }
+    ec = std::make_error_code(std::errc::connection_refused);
+    for (addrinfo* ai = addrs.get(); ai != nullptr; ai = ai->ai_next) {
+        if (token.stop_requested()) {
+            co_return connect_outcome<Platform>{std::make_error_code(std::errc::operation_canceled), {}};
+        }
+        const SOCKET s = wt::open_socket(ai->ai_family);
+        if (s == INVALID_SOCKET) {
+            ec = wt::last_error();
+            continue;
+        }
+        // ConnectEx needs a bound socket: any local address of the family.
+        sockaddr_storage local{};
+        local.ss_family = static_cast<decltype(local.ss_family)>(ai->ai_family);
+        const int local_length = ai->ai_family == AF_INET6 ? static_cast<int>(sizeof(sockaddr_in6))
+                                                           : static_cast<int>(sizeof(sockaddr_in));
+        const auto connect_ex = wt::extension<LPFN_CONNECTEX>(s, WSAID_CONNECTEX);
+        if (connect_ex == nullptr || ::bind(s, reinterpret_cast<const sockaddr*>(&local), local_length) != 0) {
+            ec = wt::last_error();
+            ::closesocket(s);
+            continue;
+        }
+        wt::set_tcp_nodelay(s);
+        async_socket<Platform> sock(engine);
+        if (sock.open(s) != open_result::ok) {
+            ::closesocket(s);
+            ec = std::make_error_code(std::errc::not_enough_memory);
+            continue;
+        }
+        wt::connect_call call{connect_ex, ai->ai_addr, static_cast<int>(ai->ai_addrlen)};
+        const win32::overlapped_outcome r =
+            co_await win32::overlapped_awaitable<core_type>(sock.core(), &wt::connect_call::issue, &call, token);
+        if (r.result == notify_io_result::cancelled) {
+            co_return connect_outcome<Platform>{std::make_error_code(std::errc::operation_canceled), {}};
+        }
+        if (r.result != notify_io_result::in) {
+            ec = r.result == notify_io_result::error ? wt::io_error(r.io_result)
+                                                     : std::make_error_code(std::errc::connection_aborted);
+            continue; // `sock` closes s
+        }
+        // Makes getpeername, shutdown and the like work on the connected socket.
+        if (::setsockopt(s, SOL_SOCKET, SO_UPDATE_CONNECT_CONTEXT, nullptr, 0) != 0) {
+            ec = wt::last_error();
+            continue;
+        }
+        co_return connect_outcome<Platform>{std::error_code{}, std::move(sock)};
+    }
+    co_return connect_outcome<Platform>{ec, {}};
+}
+
+/// A listening TCP socket whose accept() is awaitable.
+template <class Platform>
+class tcp_listener {
+public:
+    using engine_type = typename Platform::engine_type;
+
+    tcp_listener() noexcept = default;
+
+    /// Binds host:port (host "" or "0.0.0.0": all IPv4 addresses; port 0: an
+    /// ephemeral port, see port()) and listens. SO_EXCLUSIVEADDRUSE is set
+    /// (on Windows SO_REUSEADDR would let another socket take the port).
+    static tcp_listener listen(engine_type& engine, const std::string& host, std::uint16_t port, std::error_code& ec,
+                               int backlog = SOMAXCONN)
+    {
+        namespace wt = detail::win32_tcp;
+        tcp_listener l;
+        wt::addrinfo_ptr addrs = wt::resolve(host, port, true, ec);
+        if (!addrs) {
+            return l;
+        }
+        for (addrinfo* ai = addrs.get(); ai != nullptr; ai = ai->ai_next) {
+            const SOCKET s = wt::open_socket(ai->ai_family);
+            if (s == INVALID_SOCKET) {
+                ec = wt::last_error();
+                continue;
+            }
+            BOOL one = TRUE;
+            ::setsockopt(s, SOL_SOCKET, SO_EXCLUSIVEADDRUSE, reinterpret_cast<const char*>(&one), sizeof one);
+            const auto accept_ex = wt::extension<LPFN_ACCEPTEX>(s, WSAID_ACCEPTEX);
+            if (accept_ex == nullptr || ::bind(s, ai->ai_addr, static_cast<int>(ai->ai_addrlen)) != 0 ||
+                ::listen(s, backlog) != 0) {
+                ec = wt::last_error();
+                ::closesocket(s);
+                continue;
+            }
+            sockaddr_storage bound{};
+            int len = sizeof bound;
+            ::getsockname(s, reinterpret_cast<sockaddr*>(&bound), &len);
+            l.port_ = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6&>(bound).sin6_port
+                                                        : reinterpret_cast<sockaddr_in&>(bound).sin_port);
+            l.family_ = ai->ai_family;
+            l.accept_ex_ = accept_ex;
+            l.socket_ = async_socket<Platform>(engine);
+            if (l.socket_.open(s) != open_result::ok) {
+                ::closesocket(s);
+                ec = std::make_error_code(std::errc::not_enough_memory);
+                return tcp_listener{};
+            }
+            ec.clear();
+            return l;
+        }
+        return l;
+    }
+
+    bool valid() const noexcept { return socket_.valid() && socket_.state() == socket_state::open; }
+    /// The bound port (the ephemeral one when listen() was given port 0).
+    std::uint16_t port() const noexcept { return port_; }
+    typename Platform::native_handle_type native_handle() const noexcept { return socket_.native_handle(); }
+
+    /// Accepts one connection: an OPEN socket (TCP_NODELAY set) on the
+    /// listener's engine; resumes on a pool thread. Several accepts may be
+    /// outstanding at once. Errors: std::errc::operation_canceled after a stop
+    /// request; bad_file_descriptor once the listener is closed; the socket or
+    /// AcceptEx error otherwise. A client that resets before it is accepted is
+    /// skipped.
+    task<accept_outcome<Platform>> accept(std::stop_token token = {})
+    {
+        namespace wt = detail::win32_tcp;
+        using core_type = typename Platform::core_type;
+        for (;;) {
+            if (!valid()) {
+                co_return accept_outcome<Platform>{std::make_error_code(std::errc::bad_file_descriptor), {}};
+            }
+            wt::accept_call call;
+            call.accept_ex = accept_ex_;
+            call.accepted = wt::open_socket(family_);
+            if (call.accepted == INVALID_SOCKET) {
+                co_return accept_outcome<Platform>{wt::last_error(), {}};
+            }
+            const win32::overlapped_outcome r = co_await win32::overlapped_awaitable<core_type>(
+                socket_.core(), &wt::accept_call::issue, &call, token);
+            if (r.result == notify_io_result::in) {
+                SOCKET listening = socket_.native_handle();
+                if (::setsockopt(call.accepted, SOL_SOCKET, SO_UPDATE_ACCEPT_CONTEXT,
+                                 reinterpret_cast<const char*>(&listening), sizeof listening) != 0) {
+                    const std::error_code e = wt::last_error();
+                    ::closesocket(call.accepted);
+                    co_return accept_outcome<Platform>{e, {}};
+                }
+                wt::set_tcp_nodelay(call.accepted);
+                async_socket<Platform> s(socket_.engine());
+                if (s.open(call.accepted) != open_result::ok) {
+                    ::closesocket(call.accepted);
+                    co_return accept_outcome<Platform>{std::make_error_code(std::errc::not_enough_memory), {}};
+                }
+                co_return accept_outcome<Platform>{std::error_code{}, std::move(s)};
+            }
+            ::closesocket(call.accepted);
+            if (r.result == notify_io_result::cancelled) {
+                co_return accept_outcome<Platform>{std::make_error_code(std::errc::operation_canceled), {}};
+            }
+            if (r.result != notify_io_result::error) {
+                co_return accept_outcome<Platform>{std::make_error_code(std::errc::bad_file_descriptor), {}};
+            }
+            if (r.io_result == ERROR_NETNAME_DELETED || r.io_result == ERROR_CONNECTION_ABORTED ||
+                r.io_result == WSAECONNRESET) {
+                continue; // the client went away before it was accepted
+            }
+            co_return accept_outcome<Platform>{wt::io_error(r.io_result), {}};
+        }
+    }
+
+    /// Stops listening; a pending accept completes with bad_file_descriptor.
+    void close() noexcept { socket_.close(); }
+
+private:
+    async_socket<Platform> socket_;
+    std::uint16_t port_ = 0;
+    int family_ = AF_INET;
+    LPFN_ACCEPTEX accept_ex_ = nullptr;
+};
+
+} // namespace asock

@@ -1,0 +1,832 @@
+// tests/win32/fake_win32.hpp: a scriptable stand-in for the Win32 layer of the
+// threadpool-IO backend (the "Api" policy of include/asock/win32/win32_api.hpp).
+//
+// One process-wide fake world. A test resets it, scripts what the calls will
+// answer, drives the real engine and socket core, delivers completions itself
+// (the fake never completes an overlapped call on its own), and inspects the
+// recorded call sequence.
+//
+// - Every call is appended to `calls()` by its Win32 name, e.g.
+//   "StartThreadpoolIo", "WSASend", "WaitForThreadpoolIoCallbacks(FALSE)".
+// - WSASend / WSARecv answer from a per-socket script: pending() (the default:
+//   SOCKET_ERROR + WSA_IO_PENDING), done_now() (0: done at once, the completion
+//   still comes through the callback) or fail(e) (SOCKET_ERROR + e). Accepted
+//   calls wait in `outstanding` until the test completes them:
+//   complete_send / complete_recv / complete_recv_error / abort_cancelled.
+//   The callback runs on the calling thread, with the fake's lock released.
+// - Work items (the engine's post) wait until run_work() runs them.
+// - A `pool_runner` is a helper thread that plays the thread pool: it aborts
+//   cancelled calls and runs posted work, so that a close() on the test thread,
+//   which waits for cancelled calls to come back, can finish.
+#pragma once
+
+#include <asock/async_socket.hpp>
+#include <asock/win32/win32_platform.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace asock_wtest {
+
+/// Bound of every wait in these tests (a hang guard, not a timing assertion).
+inline constexpr std::chrono::seconds hang_limit{30};
+
+[[noreturn]] inline void hang(const char* what)
+{
+    std::fprintf(stderr, "\nwin32 test hang guard: \"%s\" did not finish within %lld s; aborting\n", what,
+                 static_cast<long long>(hang_limit.count()));
+    std::fflush(stderr);
+    std::abort();
+}
+
+template <class Pred>
+void wait_until(const char* what, Pred pred)
+{
+    const auto deadline = std::chrono::steady_clock::now() + hang_limit;
+    while (!pred()) {
+        if (std::chrono::steady_clock::now() > deadline) {
+            hang(what);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+}
+
+/// One scripted answer of WSASend / WSARecv.
+struct call_step {
+    enum class kind { pending, done_now, fail };
+    kind what = kind::pending;
+    int err = 0;
+};
+
+struct fake_pool_obj {
+    DWORD minimum = 0;
+    DWORD maximum = 0;
+    bool closed = false;
+};
+
+struct fake_work_obj {
+    PTP_WORK_CALLBACK callback = nullptr;
+    void* context = nullptr;
+    std::size_t pending = 0; // submitted, not yet run
+    bool closed = false;
+};
+
+struct fake_io_obj {
+    SOCKET socket = INVALID_SOCKET;
+    PTP_WIN32_IO_CALLBACK callback = nullptr;
+    void* context = nullptr;
+    PTP_POOL pool = nullptr; // the pool of the environment it was created with
+    int starts = 0;          // StartThreadpoolIo
+    int cancels = 0;         // CancelThreadpoolIo
+    int completions = 0;     // callbacks delivered with an OVERLAPPED
+    int running = 0;         // callbacks running now
+    bool closed = false;
+};
+
+/// An overlapped call the fake accepted and has not completed yet.
+struct outstanding_call {
+    enum class kind { send, recv };
+    kind what = kind::send;
+    SOCKET socket = INVALID_SOCKET;
+    fake_io_obj* io = nullptr;
+    OVERLAPPED* overlapped = nullptr;
+    std::vector<WSABUF> buffers; // as given (Winsock captures the array too)
+    std::string offered;         // send: the bytes the buffers named
+    bool cancel_requested = false;
+};
+
+/// What one WSASend / WSARecv call was given.
+struct call_record {
+    SOCKET socket = INVALID_SOCKET;
+    std::vector<WSABUF> buffers;
+    std::string offered;
+    bool overlapped_given = false;
+    bool count_ptr_null = false; // lpNumberOfBytesSent / lpNumberOfBytesRecvd
+    DWORD flags = 0xFFFFFFFFu;
+};
+
+struct fake_socket {
+    std::deque<call_step> send_script;
+    std::deque<call_step> recv_script;
+    std::string wire; // every byte a completed send delivered, in order
+    int shutdowns = 0;
+    int closes = 0;
+    int max_sends_outstanding = 0;
+    int max_recvs_outstanding = 0;
+};
+
+class fake_world {
+public:
+    // ---- scripting ------------------------------------------------------------
+    int fail_wsa_startup = 0;         ///< error WSAStartup returns (0: succeeds)
+    bool fail_create_pool = false;
+    bool fail_set_minimum = false;
+    bool fail_create_work = false;
+    bool fail_create_io = false;
+    /// CancelIoEx calls that find nothing (FALSE) although the call is outstanding,
+    /// as Wine's does when the call is busy moving data at that instant.
+    int cancel_misses = 0;
+    /// Called (fake lock not held) at the named call, e.g. to observe socket state.
+    std::function<void()> on_create_io;
+    std::function<void()> on_wait_io_callbacks;
+    std::function<void(const call_record&)> on_wsa_send; ///< before the script answers
+
+    void reset()
+    {
+        std::lock_guard lk(mu_);
+        fail_wsa_startup = 0;
+        fail_create_pool = fail_set_minimum = fail_create_work = fail_create_io = false;
+        cancel_misses = 0;
+        on_create_io = nullptr;
+        on_wait_io_callbacks = nullptr;
+        on_wsa_send = nullptr;
+        calls_.clear();
+        sockets_.clear();
+        outstanding_.clear();
+        sends_.clear();
+        recvs_.clear();
+        wsa_startups_ = wsa_cleanups_ = 0;
+        // Pool, work and IO objects are kept: an engine of an earlier test may
+        // still hold them (the default engine), and their addresses must stay valid.
+    }
+
+    fake_socket& sock(SOCKET s)
+    {
+        std::lock_guard lk(mu_);
+        return sockets_[s];
+    }
+    void script_send(SOCKET s, call_step step)
+    {
+        std::lock_guard lk(mu_);
+        sockets_[s].send_script.push_back(step);
+    }
+    void script_recv(SOCKET s, call_step step)
+    {
+        std::lock_guard lk(mu_);
+        sockets_[s].recv_script.push_back(step);
+    }
+    static call_step pending() { return {call_step::kind::pending, 0}; }
+    static call_step done_now() { return {call_step::kind::done_now, 0}; }
+    static call_step fail(int e) { return {call_step::kind::fail, e}; }
+
+    // ---- inspection -------------------------------------------------------------
+    std::vector<std::string> calls()
+    {
+        std::lock_guard lk(mu_);
+        return calls_;
+    }
+    std::size_t mark()
+    {
+        std::lock_guard lk(mu_);
+        return calls_.size();
+    }
+    /// Calls since `mark()`, optionally only those named in `only`.
+    std::vector<std::string> calls_since(std::size_t from, std::vector<std::string> only = {})
+    {
+        std::lock_guard lk(mu_);
+        std::vector<std::string> out;
+        for (std::size_t i = from; i < calls_.size(); ++i) {
+            if (only.empty() || std::find(only.begin(), only.end(), calls_[i]) != only.end()) {
+                out.push_back(calls_[i]);
+            }
+        }
+        return out;
+    }
+    int count(const std::string& name)
+    {
+        std::lock_guard lk(mu_);
+        return static_cast<int>(std::count(calls_.begin(), calls_.end(), name));
+    }
+    std::vector<call_record> sends()
+    {
+        std::lock_guard lk(mu_);
+        return sends_;
+    }
+    std::vector<call_record> recvs()
+    {
+        std::lock_guard lk(mu_);
+        return recvs_;
+    }
+    std::string wire(SOCKET s)
+    {
+        std::lock_guard lk(mu_);
+        return sockets_[s].wire;
+    }
+    std::size_t outstanding_count(SOCKET s, outstanding_call::kind k)
+    {
+        std::lock_guard lk(mu_);
+        return static_cast<std::size_t>(std::count_if(outstanding_.begin(), outstanding_.end(), [&](const auto& c) {
+            return c.socket == s && c.what == k;
+        }));
+    }
+    std::size_t outstanding_total()
+    {
+        std::lock_guard lk(mu_);
+        return outstanding_.size();
+    }
+    bool cancel_requested(SOCKET s, outstanding_call::kind k)
+    {
+        std::lock_guard lk(mu_);
+        for (const auto& c : outstanding_) {
+            if (c.socket == s && c.what == k) {
+                return c.cancel_requested;
+            }
+        }
+        return false;
+    }
+    int wsa_startups()
+    {
+        std::lock_guard lk(mu_);
+        return wsa_startups_;
+    }
+    int wsa_cleanups()
+    {
+        std::lock_guard lk(mu_);
+        return wsa_cleanups_;
+    }
+    fake_pool_obj last_pool()
+    {
+        std::lock_guard lk(mu_);
+        return pools_.empty() ? fake_pool_obj{} : *pools_.back();
+    }
+    PTP_POOL last_pool_handle()
+    {
+        std::lock_guard lk(mu_);
+        return pools_.empty() ? nullptr : reinterpret_cast<PTP_POOL>(pools_.back().get());
+    }
+    /// The IO created for socket `s` most recently (a copy).
+    fake_io_obj io_of(SOCKET s)
+    {
+        std::lock_guard lk(mu_);
+        for (auto it = ios_.rbegin(); it != ios_.rend(); ++it) {
+            if ((*it)->socket == s) {
+                return **it;
+            }
+        }
+        return {};
+    }
+    std::size_t pending_work()
+    {
+        std::lock_guard lk(mu_);
+        std::size_t n = 0;
+        for (const auto& w : works_) {
+            n += w->pending;
+        }
+        return n;
+    }
+
+    // ---- delivering completions (the test plays the IO completion port) ------------
+
+    /// Completes the oldest outstanding send on `s`: `err`, and `bytes` (default:
+    /// all offered). The bytes reach `wire(s)` when err is NO_ERROR. False if none.
+    bool complete_send(SOCKET s, ULONG err = NO_ERROR, std::optional<std::size_t> bytes = std::nullopt)
+    {
+        std::unique_lock lk(mu_);
+        auto c = take(s, outstanding_call::kind::send);
+        if (!c) {
+            return false;
+        }
+        const std::size_t n = bytes.value_or(c->offered.size());
+        if (err == NO_ERROR) {
+            sockets_[s].wire.append(c->offered, 0, std::min(n, c->offered.size()));
+        }
+        lk.unlock();
+        invoke(*c, err, n);
+        return true;
+    }
+
+    /// Completes the oldest outstanding receive on `s` with `data` (NO_ERROR).
+    /// Bytes beyond the buffers are not written but are reported (01_095).
+    bool complete_recv(SOCKET s, const std::string& data)
+    {
+        std::unique_lock lk(mu_);
+        auto c = take(s, outstanding_call::kind::recv);
+        if (!c) {
+            return false;
+        }
+        std::size_t at = 0;
+        for (const WSABUF& b : c->buffers) {
+            const std::size_t n = std::min<std::size_t>(b.len, data.size() - at);
+            std::memcpy(b.buf, data.data() + at, n);
+            at += n;
+            if (at == data.size()) {
+                break;
+            }
+        }
+        lk.unlock();
+        invoke(*c, NO_ERROR, data.size());
+        return true;
+    }
+
+    bool complete_recv_error(SOCKET s, ULONG err, std::size_t bytes = 0)
+    {
+        std::unique_lock lk(mu_);
+        auto c = take(s, outstanding_call::kind::recv);
+        if (!c) {
+            return false;
+        }
+        lk.unlock();
+        invoke(*c, err, bytes);
+        return true;
+    }
+
+    /// Completes every call CancelIoEx was asked for with ERROR_OPERATION_ABORTED.
+    /// Returns how many.
+    int abort_cancelled()
+    {
+        int n = 0;
+        for (;;) {
+            std::unique_lock lk(mu_);
+            auto it = std::find_if(outstanding_.begin(), outstanding_.end(),
+                                   [](const auto& c) { return c.cancel_requested; });
+            if (it == outstanding_.end()) {
+                return n;
+            }
+            outstanding_call c = *it;
+            outstanding_.erase(it);
+            ++c.io->running;
+            lk.unlock();
+            invoke_running(c, ERROR_OPERATION_ABORTED, 0);
+            ++n;
+        }
+    }
+
+    /// Calls the IO callback of `s` with a NULL OVERLAPPED (01_063).
+    void deliver_null_overlapped(SOCKET s)
+    {
+        std::unique_lock lk(mu_);
+        fake_io_obj* io = nullptr;
+        for (auto& p : ios_) {
+            if (p->socket == s && !p->closed) {
+                io = p.get();
+            }
+        }
+        if (io == nullptr) {
+            return;
+        }
+        ++io->running;
+        lk.unlock();
+        io->callback(nullptr, io->context, nullptr, NO_ERROR, 0, reinterpret_cast<PTP_IO>(io));
+        lk.lock();
+        --io->running;
+    }
+
+    /// Runs posted work (SubmitThreadpoolWork callbacks) until none is left, at
+    /// most `limit` items. Returns how many ran.
+    int run_work(int limit = 100000)
+    {
+        int n = 0;
+        while (n < limit) {
+            std::unique_lock lk(mu_);
+            fake_work_obj* w = nullptr;
+            for (const auto& candidate : works_) {
+                if (candidate->pending != 0) {
+                    w = candidate.get();
+                    break;
+                }
+            }
+            if (w == nullptr) {
+                return n;
+            }
+            --w->pending;
+            ++work_running_;
+            lk.unlock();
+            w->callback(nullptr, w->context, reinterpret_cast<PTP_WORK>(w));
+            lk.lock();
+            --work_running_;
+            ++n;
+        }
+        return n;
+    }
+
+    // ---- the Win32 layer (called through fake_win32) ----------------------------------
+
+    int wsa_startup()
+    {
+        std::lock_guard lk(mu_);
+        calls_.push_back("WSAStartup");
+        if (fail_wsa_startup != 0) {
+            return fail_wsa_startup;
+        }
+        ++wsa_startups_;
+        return 0;
+    }
+    void wsa_cleanup()
+    {
+        std::lock_guard lk(mu_);
+        calls_.push_back("WSACleanup");
+        ++wsa_cleanups_;
+    }
+    PTP_POOL create_pool()
+    {
+        std::lock_guard lk(mu_);
+        calls_.push_back("CreateThreadpool");
+        if (fail_create_pool) {
+            return nullptr;
+        }
+        pools_.push_back(std::make_unique<fake_pool_obj>());
+        return reinterpret_cast<PTP_POOL>(pools_.back().get());
+    }
+    BOOL set_pool_minimum(PTP_POOL p, DWORD n)
+    {
+        std::lock_guard lk(mu_);
+        calls_.push_back("SetThreadpoolThreadMinimum(" + std::to_string(n) + ")");
+        if (fail_set_minimum) {
+            return FALSE;
+        }
+        reinterpret_cast<fake_pool_obj*>(p)->minimum = n;
+        return TRUE;
+    }
+    void set_pool_maximum(PTP_POOL p, DWORD n)
+    {
+        std::lock_guard lk(mu_);
+        calls_.push_back("SetThreadpoolThreadMaximum(" + std::to_string(n) + ")");
+        reinterpret_cast<fake_pool_obj*>(p)->maximum = n;
+    }
+    void close_pool(PTP_POOL p)
+    {
+        std::lock_guard lk(mu_);
+        calls_.push_back("CloseThreadpool");
+        reinterpret_cast<fake_pool_obj*>(p)->closed = true;
+    }
+    void initialize_environment(PTP_CALLBACK_ENVIRON env)
+    {
+        std::lock_guard lk(mu_);
+        calls_.push_back("InitializeThreadpoolEnvironment");
+        std::memset(static_cast<void*>(env), 0, sizeof *env);
+        env->Version = 1;
+    }
+    void set_environment_pool(PTP_CALLBACK_ENVIRON env, PTP_POOL pool)
+    {
+        std::lock_guard lk(mu_);
+        calls_.push_back("SetThreadpoolCallbackPool");
+        env->Pool = pool;
+    }
+    void destroy_environment(PTP_CALLBACK_ENVIRON)
+    {
+        std::lock_guard lk(mu_);
+        calls_.push_back("DestroyThreadpoolEnvironment");
+    }
+    PTP_WORK create_work(PTP_WORK_CALLBACK cb, void* ctx, PTP_CALLBACK_ENVIRON)
+    {
+        std::lock_guard lk(mu_);
+        calls_.push_back("CreateThreadpoolWork");
+        if (fail_create_work) {
+            return nullptr;
+        }
+        works_.push_back(std::make_unique<fake_work_obj>());
+        works_.back()->callback = cb;
+        works_.back()->context = ctx;
+        return reinterpret_cast<PTP_WORK>(works_.back().get());
+    }
+    void submit_work(PTP_WORK w)
+    {
+        std::lock_guard lk(mu_);
+        ++reinterpret_cast<fake_work_obj*>(w)->pending; // not logged: posts are not part of any socket sequence
+    }
+    void wait_work_callbacks(PTP_WORK w, BOOL cancel)
+    {
+        {
+            std::lock_guard lk(mu_);
+            calls_.push_back(cancel ? "WaitForThreadpoolWorkCallbacks(TRUE)" : "WaitForThreadpoolWorkCallbacks(FALSE)");
+        }
+        // Like the pool: every submitted callback runs before this returns.
+        auto* obj = reinterpret_cast<fake_work_obj*>(w);
+        for (;;) {
+            std::unique_lock lk(mu_);
+            if (obj->pending == 0) {
+                break;
+            }
+            --obj->pending;
+            ++work_running_;
+            lk.unlock();
+            obj->callback(nullptr, obj->context, w);
+            lk.lock();
+            --work_running_;
+        }
+        wait_until("work callbacks", [&] {
+            std::lock_guard lk(mu_);
+            return work_running_ == 0;
+        });
+    }
+    void close_work(PTP_WORK w)
+    {
+        std::lock_guard lk(mu_);
+        calls_.push_back("CloseThreadpoolWork");
+        reinterpret_cast<fake_work_obj*>(w)->closed = true;
+    }
+    PTP_IO create_io(SOCKET s, PTP_WIN32_IO_CALLBACK cb, void* ctx, PTP_CALLBACK_ENVIRON env)
+    {
+        std::function<void()> hook;
+        {
+            std::lock_guard lk(mu_);
+            calls_.push_back("CreateThreadpoolIo");
+            hook = on_create_io;
+        }
+        if (hook) {
+            hook();
+        }
+        std::lock_guard lk(mu_);
+        if (fail_create_io) {
+            return nullptr;
+        }
+        ios_.push_back(std::make_unique<fake_io_obj>());
+        fake_io_obj& io = *ios_.back();
+        io.socket = s;
+        io.callback = cb;
+        io.context = ctx;
+        io.pool = env != nullptr ? env->Pool : nullptr;
+        return reinterpret_cast<PTP_IO>(&io);
+    }
+    void start_io(PTP_IO io)
+    {
+        std::lock_guard lk(mu_);
+        calls_.push_back("StartThreadpoolIo");
+        ++reinterpret_cast<fake_io_obj*>(io)->starts;
+    }
+    void cancel_io(PTP_IO io)
+    {
+        std::lock_guard lk(mu_);
+        calls_.push_back("CancelThreadpoolIo");
+        ++reinterpret_cast<fake_io_obj*>(io)->cancels;
+    }
+    void wait_io_callbacks(PTP_IO io, BOOL cancel)
+    {
+        std::function<void()> hook;
+        {
+            std::lock_guard lk(mu_);
+            calls_.push_back(cancel ? "WaitForThreadpoolIoCallbacks(TRUE)" : "WaitForThreadpoolIoCallbacks(FALSE)");
+            hook = on_wait_io_callbacks;
+        }
+        if (hook) {
+            hook();
+        }
+        auto* obj = reinterpret_cast<fake_io_obj*>(io);
+        wait_until("io callbacks", [&] {
+            std::lock_guard lk(mu_);
+            return obj->running == 0;
+        });
+    }
+    void close_io(PTP_IO io)
+    {
+        std::lock_guard lk(mu_);
+        calls_.push_back("CloseThreadpoolIo");
+        reinterpret_cast<fake_io_obj*>(io)->closed = true;
+    }
+    int wsa_send(SOCKET s, WSABUF* bufs, DWORD n, DWORD* sent, DWORD flags, OVERLAPPED* ov)
+    {
+        call_record rec{s, std::vector<WSABUF>(bufs, bufs + n), {}, ov != nullptr, sent == nullptr, flags};
+        for (DWORD i = 0; i < n; ++i) {
+            rec.offered.append(bufs[i].buf, bufs[i].len);
+        }
+        std::function<void(const call_record&)> hook;
+        {
+            std::lock_guard lk(mu_);
+            hook = on_wsa_send;
+        }
+        if (hook) {
+            hook(rec);
+        }
+        std::lock_guard lk(mu_);
+        calls_.push_back("WSASend");
+        sends_.push_back(rec);
+        fake_socket& fs = sockets_[s];
+        call_step step = fs.send_script.empty() ? pending() : fs.send_script.front();
+        if (!fs.send_script.empty()) {
+            fs.send_script.pop_front();
+        }
+        if (step.what == call_step::kind::fail) {
+            tls_last_error() = step.err;
+            return SOCKET_ERROR;
+        }
+        outstanding_.push_back({outstanding_call::kind::send, s, io_for(s), ov, rec.buffers, rec.offered, false});
+        fs.max_sends_outstanding =
+            std::max(fs.max_sends_outstanding, count_locked(s, outstanding_call::kind::send));
+        if (step.what == call_step::kind::done_now) {
+            return 0;
+        }
+        tls_last_error() = WSA_IO_PENDING;
+        return SOCKET_ERROR;
+    }
+    int wsa_recv(SOCKET s, WSABUF* bufs, DWORD n, DWORD* received, DWORD* flags, OVERLAPPED* ov)
+    {
+        std::lock_guard lk(mu_);
+        calls_.push_back("WSARecv");
+        call_record rec{s, std::vector<WSABUF>(bufs, bufs + n), {}, ov != nullptr, received == nullptr,
+                        flags != nullptr ? *flags : 0xFFFFFFFFu};
+        recvs_.push_back(rec);
+        fake_socket& fs = sockets_[s];
+        call_step step = fs.recv_script.empty() ? pending() : fs.recv_script.front();
+        if (!fs.recv_script.empty()) {
+            fs.recv_script.pop_front();
+        }
+        if (step.what == call_step::kind::fail) {
+            tls_last_error() = step.err;
+            return SOCKET_ERROR;
+        }
+        outstanding_.push_back({outstanding_call::kind::recv, s, io_for(s), ov, rec.buffers, {}, false});
+        fs.max_recvs_outstanding =
+            std::max(fs.max_recvs_outstanding, count_locked(s, outstanding_call::kind::recv));
+        if (step.what == call_step::kind::done_now) {
+            return 0;
+        }
+        tls_last_error() = WSA_IO_PENDING;
+        return SOCKET_ERROR;
+    }
+    int wsa_get_last_error()
+    {
+        std::lock_guard lk(mu_);
+        calls_.push_back("WSAGetLastError");
+        return tls_last_error();
+    }
+    BOOL cancel_io_ex(SOCKET s, OVERLAPPED* ov)
+    {
+        std::lock_guard lk(mu_);
+        calls_.push_back("CancelIoEx");
+        if (cancel_misses > 0) {
+            --cancel_misses;
+            return FALSE;
+        }
+        for (auto& c : outstanding_) {
+            if (c.socket == s && c.overlapped == ov) {
+                c.cancel_requested = true;
+                return TRUE;
+            }
+        }
+        return FALSE; // ERROR_NOT_FOUND: already completed
+    }
+    int shutdown(SOCKET s)
+    {
+        std::lock_guard lk(mu_);
+        calls_.push_back("shutdown");
+        ++sockets_[s].shutdowns;
+        return 0;
+    }
+    int closesocket(SOCKET s)
+    {
+        std::lock_guard lk(mu_);
+        calls_.push_back("closesocket");
+        ++sockets_[s].closes;
+        return 0;
+    }
+
+private:
+    static int& tls_last_error()
+    {
+        static thread_local int e = 0;
+        return e;
+    }
+
+    int count_locked(SOCKET s, outstanding_call::kind k) const
+    {
+        return static_cast<int>(std::count_if(outstanding_.begin(), outstanding_.end(),
+                                              [&](const auto& c) { return c.socket == s && c.what == k; }));
+    }
+
+    fake_io_obj* io_for(SOCKET s)
+    {
+        for (auto it = ios_.rbegin(); it != ios_.rend(); ++it) {
+            if ((*it)->socket == s && !(*it)->closed) {
+                return it->get();
+            }
+        }
+        return nullptr;
+    }
+
+    // Removes the oldest outstanding call of kind k on s (lock held); marks its IO running.
+    std::optional<outstanding_call> take(SOCKET s, outstanding_call::kind k)
+    {
+        auto it = std::find_if(outstanding_.begin(), outstanding_.end(),
+                               [&](const auto& c) { return c.socket == s && c.what == k; });
+        if (it == outstanding_.end()) {
+            return std::nullopt;
+        }
+        outstanding_call c = *it;
+        outstanding_.erase(it);
+        ++c.io->running;
+        return c;
+    }
+
+    void invoke(const outstanding_call& c, ULONG err, std::size_t bytes) { invoke_running(c, err, bytes); }
+
+    void invoke_running(const outstanding_call& c, ULONG err, std::size_t bytes)
+    {
+        c.io->callback(nullptr, c.io->context, c.overlapped, err, static_cast<ULONG_PTR>(bytes),
+                       reinterpret_cast<PTP_IO>(c.io));
+        std::lock_guard lk(mu_);
+        ++c.io->completions;
+        --c.io->running;
+    }
+
+    std::mutex mu_;
+    std::vector<std::string> calls_;
+    std::map<SOCKET, fake_socket> sockets_;
+    std::deque<outstanding_call> outstanding_;
+    std::vector<call_record> sends_;
+    std::vector<call_record> recvs_;
+    int work_running_ = 0;
+    int wsa_startups_ = 0;
+    int wsa_cleanups_ = 0;
+    std::vector<std::unique_ptr<fake_pool_obj>> pools_;
+    std::vector<std::unique_ptr<fake_work_obj>> works_;
+    std::vector<std::unique_ptr<fake_io_obj>> ios_;
+};
+
+inline fake_world& fake()
+{
+    static fake_world w;
+    return w;
+}
+
+/// The Win32 layer policy the unit tests plug into the real engine and core.
+struct fake_win32 {
+    static int wsa_startup() noexcept { return fake().wsa_startup(); }
+    static void wsa_cleanup() noexcept { fake().wsa_cleanup(); }
+    static int wsa_get_last_error() noexcept { return fake().wsa_get_last_error(); }
+    static PTP_POOL create_pool() noexcept { return fake().create_pool(); }
+    static BOOL set_pool_minimum(PTP_POOL p, DWORD n) noexcept { return fake().set_pool_minimum(p, n); }
+    static void set_pool_maximum(PTP_POOL p, DWORD n) noexcept { fake().set_pool_maximum(p, n); }
+    static void close_pool(PTP_POOL p) noexcept { fake().close_pool(p); }
+    static void initialize_environment(PTP_CALLBACK_ENVIRON e) noexcept { fake().initialize_environment(e); }
+    static void set_environment_pool(PTP_CALLBACK_ENVIRON e, PTP_POOL p) noexcept
+    {
+        fake().set_environment_pool(e, p);
+    }
+    static void destroy_environment(PTP_CALLBACK_ENVIRON e) noexcept { fake().destroy_environment(e); }
+    static PTP_WORK create_work(PTP_WORK_CALLBACK cb, void* ctx, PTP_CALLBACK_ENVIRON e) noexcept
+    {
+        return fake().create_work(cb, ctx, e);
+    }
+    static void submit_work(PTP_WORK w) noexcept { fake().submit_work(w); }
+    static void wait_work_callbacks(PTP_WORK w, BOOL c) noexcept { fake().wait_work_callbacks(w, c); }
+    static void close_work(PTP_WORK w) noexcept { fake().close_work(w); }
+    static PTP_IO create_io(SOCKET s, PTP_WIN32_IO_CALLBACK cb, void* ctx, PTP_CALLBACK_ENVIRON e) noexcept
+    {
+        return fake().create_io(s, cb, ctx, e);
+    }
+    static void start_io(PTP_IO io) noexcept { fake().start_io(io); }
+    static void cancel_io(PTP_IO io) noexcept { fake().cancel_io(io); }
+    static void wait_io_callbacks(PTP_IO io, BOOL c) noexcept { fake().wait_io_callbacks(io, c); }
+    static void close_io(PTP_IO io) noexcept { fake().close_io(io); }
+    static int wsa_send(SOCKET s, WSABUF* b, DWORD n, DWORD* sent, DWORD flags, OVERLAPPED* ov) noexcept
+    {
+        return fake().wsa_send(s, b, n, sent, flags, ov);
+    }
+    static int wsa_recv(SOCKET s, WSABUF* b, DWORD n, DWORD* got, DWORD* flags, OVERLAPPED* ov) noexcept
+    {
+        return fake().wsa_recv(s, b, n, got, flags, ov);
+    }
+    static BOOL cancel_io_ex(SOCKET s, OVERLAPPED* ov) noexcept { return fake().cancel_io_ex(s, ov); }
+    static int shutdown(SOCKET s) noexcept { return fake().shutdown(s); }
+    static int closesocket(SOCKET s) noexcept { return fake().closesocket(s); }
+};
+
+using fake_platform = asock::win32::basic_win32_platform<fake_win32>;
+using fake_engine = fake_platform::engine_type;
+using fake_socket_t = asock::async_socket<fake_platform>;
+
+/// A helper thread playing the thread pool: aborts the calls CancelIoEx was
+/// asked for and (unless `aborts_only`) runs posted work, until destroyed.
+class pool_runner {
+public:
+    explicit pool_runner(bool aborts_only = false)
+        : thread_([this, aborts_only] {
+              while (!stop_.load()) {
+                  const int n = fake().abort_cancelled() + (aborts_only ? 0 : fake().run_work());
+                  if (n == 0) {
+                      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+                  }
+              }
+          })
+    {
+    }
+    ~pool_runner()
+    {
+        stop_.store(true);
+        thread_.join();
+    }
+    pool_runner(const pool_runner&) = delete;
+    pool_runner& operator=(const pool_runner&) = delete;
+
+private:
+    std::atomic<bool> stop_{false};
+    std::thread thread_;
+};
+
+} // namespace asock_wtest
