@@ -3,7 +3,10 @@
 # each flavour and prints one summary line per flavour, then the totals as the
 # last line: "N passed, N failed". Exits non-zero when anything failed.
 #
-#   scripts/test.sh [flavour...]     (default: gcc-debug clang-debug asan tsan)
+#   scripts/test.sh [flavour...]     (default: gcc-debug clang-debug asan tsan windows)
+#
+# The `windows` flavour is scripts/test-windows.sh: the Windows backend
+# cross-built with mingw-w64 and its tests run under Wine.
 #
 # A flavour is a preset of CMakePresets.json: configure, build (at most 2 jobs)
 # and ctest with that preset. The package-consumer checks (install +
@@ -20,7 +23,7 @@ scripts/setup.sh || { echo "test: scripts/setup.sh failed" >&2; echo "0 passed, 
 
 flavours=("$@")
 if [[ ${#flavours[@]} -eq 0 ]]; then
-  flavours=(gcc-debug clang-debug asan tsan)
+  flavours=(gcc-debug clang-debug asan tsan windows)
 fi
 
 echo "test: $(cmake --version | head -n 1); $(g++ --version | head -n 1); $(clang++ --version | head -n 1)"
@@ -77,6 +80,31 @@ summaries=()
 start_all=$SECONDS
 
 for flavour in "${flavours[@]}"; do
+  if [[ "$flavour" == windows ]]; then
+    echo
+    echo "==== windows: scripts/test-windows.sh (mingw-w64 cross build, tests under Wine)"
+    t0=$SECONDS
+    log="$(mktemp)"
+    scripts/test-windows.sh 2>&1 | tee "$log"
+    rc=${PIPESTATUS[0]}
+    line="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)"
+    rm -f "$log"
+    passed=0
+    failed=1
+    if [[ -n "$line" ]]; then
+      passed="$(sed -E 's/^([0-9]+) passed.*/\1/' <<<"$line")"
+      failed="$(sed -E 's/.* ([0-9]+) failed$/\1/' <<<"$line")"
+    fi
+    if [[ $rc -ne 0 && $failed -eq 0 ]]; then
+      failed=1
+    fi
+    total_passed=$((total_passed + passed))
+    total_failed=$((total_failed + failed))
+    summary="$(printf '%-12s %4d passed, %3d failed   (build and tests %4d s)' "$flavour" "$passed" "$failed" $((SECONDS - t0)))"
+    summaries+=("$summary")
+    echo "==== $summary"
+    continue
+  fi
   dir="build/$flavour"
   echo
   echo "==== $flavour: configure + build ($dir)"
