@@ -51,9 +51,9 @@ asock::task<with_threads<receive_outcome>> receive_t(asock::tcp_socket& s, char*
                                                      std::stop_token token = {})
 {
     with_threads<receive_outcome> out;
-    out.seen.before = std::this_thread::get_id();
+    out.seen.before = it::this_thread_id();
     out.result = co_await s.receive_async(asock::buffer(buf, n), std::move(token));
-    out.seen.after = std::this_thread::get_id();
+    out.seen.after = it::this_thread_id();
     co_return out;
 }
 
@@ -61,9 +61,9 @@ asock::task<with_threads<send_result>> send_t(asock::tcp_socket& s, const void* 
                                               std::stop_token token = {})
 {
     with_threads<send_result> out;
-    out.seen.before = std::this_thread::get_id();
+    out.seen.before = it::this_thread_id();
     out.result = co_await s.send_async(asock::buffer(data, n), std::move(token));
-    out.seen.after = std::this_thread::get_id();
+    out.seen.after = it::this_thread_id();
     co_return out;
 }
 
@@ -71,9 +71,9 @@ asock::task<with_threads<notify_io_result>> notify_t(asock::tcp_socket& s, notif
                                                      std::stop_token token = {})
 {
     with_threads<notify_io_result> out;
-    out.seen.before = std::this_thread::get_id();
+    out.seen.before = it::this_thread_id();
     out.result = co_await s.notify_io_async(type, std::move(token));
-    out.seen.after = std::this_thread::get_id();
+    out.seen.after = it::this_thread_id();
     co_return out;
 }
 
@@ -82,9 +82,9 @@ using accept_result = asock::accept_outcome<asock::default_platform>;
 asock::task<with_threads<accept_result>> accept_t(asock::tcp_listener_t& l, std::stop_token token = {})
 {
     with_threads<accept_result> out;
-    out.seen.before = std::this_thread::get_id();
+    out.seen.before = it::this_thread_id();
     out.result = co_await l.accept(std::move(token));
-    out.seen.after = std::this_thread::get_id();
+    out.seen.after = it::this_thread_id();
     co_return out;
 }
 
@@ -303,7 +303,7 @@ TEST_CASE("stop requested before the co_await: cancelled at once, without suspen
     it::raw_peer b(fb);
     std::stop_source src;
     src.request_stop();
-    const auto me = std::this_thread::get_id();
+    const auto me = it::this_thread_id();
 
     SECTION("receive, with data waiting: cancelled, 0 bytes, the data stays for the next receive")
     {
@@ -445,7 +445,7 @@ struct after_return_probe {
         saw_returned = returned.load(std::memory_order_acquire);
         result = r;
         bytes = n;
-        thread = std::this_thread::get_id();
+        thread = it::this_thread_id();
         calls.fetch_add(1, std::memory_order_release);
     }
     int count() const { return calls.load(std::memory_order_acquire); }
@@ -477,7 +477,7 @@ TEST_CASE("callback forms: receive and notify completions never run before the s
     CAPTURE(threads);
     auto engine = asock::make_engine({.threads = threads});
     REQUIRE(engine);
-    const auto me = std::this_thread::get_id();
+    const auto me = it::this_thread_id();
     auto [fa, fb] = it::make_socketpair();
     asock::tcp_socket a = it::open_socket(*engine, fa);
     it::raw_peer b(fb);
@@ -595,7 +595,7 @@ TEST_CASE("callback form send: completes inline when it can (spec 11_061), else 
     CAPTURE(threads);
     auto engine = asock::make_engine({.threads = threads});
     REQUIRE(engine);
-    const auto me = std::this_thread::get_id();
+    const auto me = it::this_thread_id();
     auto [fa, fb] = it::make_socketpair();
     asock::tcp_socket a = it::open_socket(*engine, fa);
     it::raw_peer b(fb);
@@ -653,7 +653,7 @@ TEST_CASE("each awaitable resumes inline when it completes at once, else on the 
 {
     auto engine = asock::make_engine({.threads = 1});
     REQUIRE(engine);
-    const auto me = std::this_thread::get_id();
+    const auto me = it::this_thread_id();
     const auto engine_id = it::engine_thread_id(*engine);
     REQUIRE(engine_id != me);
     auto [fa, fb] = it::make_socketpair();

@@ -34,7 +34,7 @@ struct cb_record {
         result = r;
         bytes = n;
         order = sequence != nullptr ? sequence->fetch_add(1) : -1;
-        thread = std::this_thread::get_id();
+        thread = it::this_thread_id();
         calls.fetch_add(1, std::memory_order_release);
     }
     int count() const { return calls.load(std::memory_order_acquire); }
@@ -733,7 +733,7 @@ asock::task<void> await_receive_rec(asock::tcp_socket& s, awaited_op* rec)
     char buf[16];
     const receive_outcome r = co_await s.receive_async(asock::buffer(buf));
     rec->result = r.bytes_received == 0 ? static_cast<int>(r.result) : -1;
-    rec->thread = std::this_thread::get_id();
+    rec->thread = it::this_thread_id();
     rec->resumed.fetch_add(1, std::memory_order_release);
 }
 
@@ -741,7 +741,7 @@ asock::task<void> await_send_rec(asock::tcp_socket& s, const std::vector<char>* 
 {
     const send_result r = co_await s.send_async(asock::buffer(static_cast<const void*>(data->data()), data->size()));
     rec->result = static_cast<int>(r);
-    rec->thread = std::this_thread::get_id();
+    rec->thread = it::this_thread_id();
     rec->resumed.fetch_add(1, std::memory_order_release);
 }
 
@@ -749,7 +749,7 @@ asock::task<void> await_notify_rec(asock::tcp_socket& s, notify_io_type type, aw
 {
     const notify_io_result r = co_await s.notify_io_async(type);
     rec->result = static_cast<int>(r);
-    rec->thread = std::this_thread::get_id();
+    rec->thread = it::this_thread_id();
     rec->resumed.fetch_add(1, std::memory_order_release);
 }
 
@@ -763,7 +763,7 @@ TEST_CASE("close or destroy with operations pending: each completes exactly once
     CAPTURE(threads, destroy);
     auto engine = asock::make_engine({.threads = threads});
     REQUIRE(engine);
-    const std::thread::id main_id = std::this_thread::get_id();
+    const std::thread::id main_id = it::this_thread_id();
     const std::thread::id engine_id = threads == 1 ? it::engine_thread_id(*engine) : std::thread::id{};
     auto [fa, fb] = it::make_socketpair();
     auto owner = std::make_unique<asock::tcp_socket>(it::open_socket(*engine, fa));

@@ -72,6 +72,16 @@ struct StringMaker<asock::receive_outcome> {
 
 namespace it {
 
+/// The calling thread's id, read so that the optimiser cannot reuse a value
+/// read before a co_await after it: glibc declares pthread_self() `const`, and
+/// clang at -O1 and above may fold the two reads of a coroutine into one,
+/// which made "resumed on another thread" checks see the awaiting thread.
+[[gnu::noinline]] inline std::thread::id this_thread_id() noexcept
+{
+    asm volatile("" ::: "memory");
+    return std::this_thread::get_id();
+}
+
 using namespace std::chrono_literals;
 using clock = std::chrono::steady_clock;
 

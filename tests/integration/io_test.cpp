@@ -633,9 +633,9 @@ asock::task<send_result> send_big_from_frame(asock::tcp_socket& s, std::atomic<b
         list[i] = asock::buffer(static_cast<const void*>(data.data() + off), n);
         off += n;
     }
-    const auto before = std::this_thread::get_id();
+    const auto before = it::this_thread_id();
     const send_result res = co_await s.send_async(std::span<const asock::const_buffer>(list));
-    suspended_once->store(std::this_thread::get_id() != before);
+    suspended_once->store(it::this_thread_id() != before);
     co_return res;
 }
 
