@@ -2,6 +2,8 @@
 // forms, over the epoll backend with fake system calls.
 #include "unit_helpers.hpp"
 
+#include <asock/format.hpp>
+
 #include <algorithm>
 #include <climits>
 #include <limits>
@@ -847,4 +849,17 @@ TEST_CASE("buffer() views: arrays, const arrays, string views and oversized leng
     // A length past UINT32_MAX is not truncated: it becomes 0, which every
     // operation rejects as invalid.
     CHECK(asock::buffer(static_cast<const void*>(writable), std::size_t{1} << 32).size == 0);
+}
+
+TEST_CASE("result values format by name, with fmt and with to_string", "[format]")
+{
+    CHECK(fmt::format("{}", asock::send_result::abandoned) == "abandoned");
+    CHECK(fmt::format("{}", asock::send_sync_result::not_open) == "not_open");
+    CHECK(fmt::format("{}", asock::receive_outcome{asock::receive_result::ok, 12}) == "ok (12 bytes)");
+    CHECK(fmt::format("{:>4}", asock::notify_io_result::in) == "  in"); // string format specs apply
+    CHECK(fmt::format("{}", asock::socket_state::closing) == "closing");
+    CHECK(fmt::format("{}", asock::start_result::invalid_argument) == "invalid_argument");
+    CHECK(asock::to_string(asock::open_result::error) == "error");
+    CHECK(asock::to_string(asock::notify_io_type::out) == "out");
+    CHECK(asock::to_string(static_cast<asock::receive_result>(0)) == "invalid"); // out-of-range value
 }
