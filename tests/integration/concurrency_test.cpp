@@ -824,3 +824,50 @@ TEST_CASE("close or destroy with operations pending: each completes exactly once
     b.read_available(rest);
     (void)rest;
 }
+
+TEST_CASE("destroy on one thread waits while another thread's close delivers callbacks",
+          "[integration][SRS_ASYNC_SOCKET_LINUX_11_020]")
+{
+    // Thread A closes; the pending receive's callback runs on A, inside
+    // close(), and lingers. Thread B destroys the socket meanwhile: destroy
+    // must not return (and let its caller free the callback's context) before
+    // the callback has finished. The pause only orders the threads: on a slow
+    // machine the test gets weaker, never wrongly red.
+    auto engine = asock::make_engine({.threads = 1});
+    REQUIRE(engine);
+    auto [fa, fb] = it::make_socketpair();
+    auto owner = std::make_unique<asock::tcp_socket>(it::open_socket(*engine, fa));
+    it::raw_peer peer(fb);
+
+    struct shared_state {
+        std::atomic<bool> in_callback{false};
+        std::atomic<bool> destroy_returned{false};
+        std::atomic<bool> destroy_returned_during_callback{false};
+        std::atomic<int> calls{0};
+        std::atomic<int> result{0};
+    } st;
+    char buf[16];
+    const asock::mutable_buffer bufs[1]{asock::buffer(buf)};
+    asock::receive_operation op;
+    REQUIRE(owner->receive_async(
+                op, bufs,
+                [](void* ctx, asock::receive_result r, std::uint32_t) {
+                    auto* s = static_cast<shared_state*>(ctx);
+                    s->result = static_cast<int>(r);
+                    s->in_callback = true;
+                    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+                    s->destroy_returned_during_callback = s->destroy_returned.load();
+                    s->calls.fetch_add(1);
+                },
+                &st) == asock::start_result::started);
+
+    std::thread closer([&] { owner->close(); });
+    it::wait_until("the callback inside close()", [&] { return st.in_callback.load(); });
+    owner.reset(); // destroy, on this thread
+    st.destroy_returned = true;
+    closer.join();
+
+    CHECK(st.calls.load() == 1);
+    CHECK(st.result.load() == static_cast<int>(receive_result::abandoned));
+    CHECK_FALSE(st.destroy_returned_during_callback.load());
+}

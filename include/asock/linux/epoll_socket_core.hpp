@@ -55,6 +55,28 @@ struct dispatch_frame {
 };
 inline thread_local dispatch_frame* tls_dispatch_frames = nullptr;
 
+/// A record on the stack of a thread whose close() is delivering the
+/// completions of a socket, so that a destroy from inside one of them neither
+/// waits for that close nor lets it touch the destroyed socket afterwards.
+struct close_frame {
+    const void* core;
+    bool destroyed;
+    close_frame* prev;
+};
+inline thread_local close_frame* tls_close_frames = nullptr;
+
+inline bool mark_destroyed_if_closing_here(const void* core) noexcept
+{
+    bool found = false;
+    for (close_frame* f = tls_close_frames; f != nullptr; f = f->prev) {
+        if (f->core == core) {
+            f->destroyed = true;
+            found = true;
+        }
+    }
+    return found;
+}
+
 inline bool dispatching_on_this_thread(const void* core) noexcept
 {
     for (dispatch_frame* f = tls_dispatch_frames; f != nullptr; f = f->prev) {
@@ -159,10 +181,18 @@ public:
         for (operation* op = abandoned.front(); op != nullptr; op = static_cast<operation*>(op->next)) {
             set_abandoned(*op);
         }
-        set_state(socket_state::closed);
-        // Nothing below touches `this`: a completion may destroy the socket.
+        // The state stays CLOSING while the completions run, so a destroy on
+        // another thread waits until they are all delivered (11_020). A
+        // completion on this thread may destroy the socket: detach() then marks
+        // the frame and does not wait, and `this` is not touched again here.
         finished.splice_back(abandoned);
+        detail::close_frame frame{this, false, detail::tls_close_frames};
+        detail::tls_close_frames = &frame;
         asock::detail::complete_all(finished, completion_mode::foreign);
+        detail::tls_close_frames = frame.prev;
+        if (!frame.destroyed) {
+            set_state(socket_state::closed);
+        }
     }
 
     /// The spec's destroy, minus freeing: waits out OPENING / CLOSING, closes
@@ -170,7 +200,11 @@ public:
     void detach() noexcept
     {
         auto s = state_.load(std::memory_order_acquire);
-        while (s == socket_state::opening || s == socket_state::closing) {
+        // Destroyed from a completion that this thread's close() is delivering:
+        // that close is past every use of the socket but its final state, which
+        // the mark tells it to skip. Do not wait for it.
+        const bool closing_here = detail::mark_destroyed_if_closing_here(this);
+        while (!closing_here && (s == socket_state::opening || s == socket_state::closing)) {
             state_.wait(s, std::memory_order_acquire);
             s = state_.load(std::memory_order_acquire);
         }
