@@ -19,7 +19,9 @@
 //   invalid_argument no buffers, a null buffer, a zero length, or more than
 //                    UINT32_MAX bytes in total.
 //
-// Resumes: inline when data is already there; otherwise on an engine thread.
+// Resumes: inline when data is already there and the socket has not been
+// found drained since its last readiness edge; otherwise on an engine thread
+// (also for bytes that arrived after a drain but whose edge is not yet handled).
 // Lifetime: as for send_awaitable.
 #pragma once
 
