@@ -12,17 +12,40 @@
 #include <asock/c/platform.h>
 #include <asock/c/socket_transport.h>
 
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* A mutex and a condition variable: the callbacks run on the engine's threads. */
+#ifdef _WIN32
+#define WIN32_LEAN_AND_MEAN
+#include <windows.h>
+typedef SRWLOCK MUTEX;
+typedef CONDITION_VARIABLE COND;
+#define MUTEX_INIT SRWLOCK_INIT
+#define COND_INIT CONDITION_VARIABLE_INIT
+#define mutex_lock(m) AcquireSRWLockExclusive(m)
+#define mutex_unlock(m) ReleaseSRWLockExclusive(m)
+#define cond_wait(c, m) SleepConditionVariableSRW(c, m, INFINITE, 0)
+#define cond_broadcast(c) WakeAllConditionVariable(c)
+#else
+#include <pthread.h>
+typedef pthread_mutex_t MUTEX;
+typedef pthread_cond_t COND;
+#define MUTEX_INIT PTHREAD_MUTEX_INITIALIZER
+#define COND_INIT PTHREAD_COND_INITIALIZER
+#define mutex_lock(m) pthread_mutex_lock(m)
+#define mutex_unlock(m) pthread_mutex_unlock(m)
+#define cond_wait(c, m) pthread_cond_wait(c, m)
+#define cond_broadcast(c) pthread_cond_broadcast(c)
+#endif
+
 /* Where the callbacks (on the engine's threads) report to the main thread. */
 typedef struct WAITER_TAG
 {
-    pthread_mutex_t lock;
-    pthread_cond_t changed;
+    MUTEX lock;
+    COND changed;
     int done;
     int result;
     uint32_t bytes;
@@ -30,30 +53,30 @@ typedef struct WAITER_TAG
 
 static void waiter_reset(WAITER* w)
 {
-    pthread_mutex_lock(&w->lock);
+    mutex_lock(&w->lock);
     w->done = 0;
     w->result = 0;
     w->bytes = 0;
-    pthread_mutex_unlock(&w->lock);
+    mutex_unlock(&w->lock);
 }
 
 static void waiter_signal(WAITER* w, int result, uint32_t bytes)
 {
-    pthread_mutex_lock(&w->lock);
+    mutex_lock(&w->lock);
     w->done = 1;
     w->result = result;
     w->bytes = bytes;
-    pthread_cond_broadcast(&w->changed);
-    pthread_mutex_unlock(&w->lock);
+    cond_broadcast(&w->changed);
+    mutex_unlock(&w->lock);
 }
 
 static void waiter_wait(WAITER* w)
 {
-    pthread_mutex_lock(&w->lock);
+    mutex_lock(&w->lock);
     while (!w->done) {
-        pthread_cond_wait(&w->changed, &w->lock);
+        cond_wait(&w->changed, &w->lock);
     }
-    pthread_mutex_unlock(&w->lock);
+    mutex_unlock(&w->lock);
 }
 
 static void on_open_complete(void* context, ASYNC_SOCKET_OPEN_RESULT result)
@@ -88,12 +111,14 @@ int main(int argc, char** argv)
     const unsigned long port = argc > 2 ? strtoul(argv[2], NULL, 10) : 0;
     const unsigned long messages = argc > 3 ? strtoul(argv[3], NULL, 10) : 1000;
     const unsigned long size_arg = argc > 4 ? strtoul(argv[4], NULL, 10) : 256;
+    EXECUTION_ENGINE_PARAMETERS params = {1, 0};
+    EXECUTION_ENGINE_HANDLE engine;
     SOCKET_TRANSPORT_HANDLE transport;
     ASYNC_SOCKET_HANDLE socket;
     unsigned char* out;
     unsigned char* in;
-    WAITER send_waiter = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0};
-    WAITER receive_waiter = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0};
+    WAITER send_waiter = {MUTEX_INIT, COND_INIT, 0, 0, 0};
+    WAITER receive_waiter = {MUTEX_INIT, COND_INIT, 0, 0, 0};
     unsigned long sent = 0;
     unsigned long verified = 0;
     unsigned long long bytes = 0;
@@ -114,8 +139,10 @@ int main(int argc, char** argv)
         fprintf(stderr, "c_echo_client: cannot connect to %s:%lu\n", host, port);
         return 1;
     }
-    /* NULL execution engine: the process-wide default engine. */
-    socket = async_socket_create(NULL);
+    /* One engine thread runs the callbacks. (On Linux a NULL engine would
+     * use the process-wide default engine; Windows requires an engine.) */
+    engine = execution_engine_create(&params);
+    socket = engine != NULL ? async_socket_create(engine) : NULL;
     if (socket == NULL || async_socket_open_async(socket, transport, on_open_complete, NULL) != 0) {
         fprintf(stderr, "c_echo_client: cannot open the async socket\n");
         return 1;
@@ -170,6 +197,7 @@ int main(int argc, char** argv)
     }
 
     async_socket_destroy(socket); /* closes, disconnects and destroys the transport */
+    execution_engine_dec_ref(engine);
     printf("%lu messages sent, %lu echoes verified, %llu bytes: %s\n", sent, verified, bytes,
            failed ? "FAILED" : "ok");
     free(out);

@@ -14,32 +14,49 @@
 #include <asock/c/platform.h>
 #include <asock/c/socket_transport.h>
 
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+/* A mutex and a condition variable: the callbacks run on the engine's threads. */
+#ifdef _WIN32
+#define WIN32_LEAN_AND_MEAN
+#include <windows.h>
+static SRWLOCK g_lock = SRWLOCK_INIT;
+static CONDITION_VARIABLE g_changed = CONDITION_VARIABLE_INIT;
+#define lock() AcquireSRWLockExclusive(&g_lock)
+#define unlock() ReleaseSRWLockExclusive(&g_lock)
+#define wait_changed() SleepConditionVariableSRW(&g_changed, &g_lock, INFINITE, 0)
+#define signal_changed() WakeAllConditionVariable(&g_changed)
+#else
+#include <pthread.h>
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_changed = PTHREAD_COND_INITIALIZER;
+#define lock() pthread_mutex_lock(&g_lock)
+#define unlock() pthread_mutex_unlock(&g_lock)
+#define wait_changed() pthread_cond_wait(&g_changed, &g_lock)
+#define signal_changed() pthread_cond_broadcast(&g_changed)
+#endif
 
 typedef struct SESSION_TAG
 {
     ASYNC_SOCKET_HANDLE socket;
     unsigned char data[16384];
     uint32_t pending;
-    int finished; /* guarded by g_lock */
+    int finished; /* guarded by lock() */
     struct SESSION_TAG* next;
 } SESSION;
 
-static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t g_changed = PTHREAD_COND_INITIALIZER;
-static unsigned long long g_bytes_echoed = 0; /* guarded by g_lock */
+static unsigned long long g_bytes_echoed = 0; /* guarded by lock() */
 
 static void session_receive(SESSION* s);
 
 static void session_finish(SESSION* s)
 {
-    pthread_mutex_lock(&g_lock);
+    lock();
     s->finished = 1;
-    pthread_cond_broadcast(&g_changed);
-    pthread_mutex_unlock(&g_lock);
+    signal_changed();
+    unlock();
 }
 
 /* Called on an engine thread (or inside async_socket_send_async, when the
@@ -51,9 +68,9 @@ static void on_send_complete(void* context, ASYNC_SOCKET_SEND_RESULT result)
         session_finish(s);
         return;
     }
-    pthread_mutex_lock(&g_lock);
+    lock();
     g_bytes_echoed += s->pending;
-    pthread_mutex_unlock(&g_lock);
+    unlock();
     session_receive(s);
 }
 
@@ -108,9 +125,9 @@ static unsigned reap(SESSION** list)
     while (*p != NULL) {
         SESSION* s = *p;
         int finished;
-        pthread_mutex_lock(&g_lock);
+        lock();
         finished = s->finished;
-        pthread_mutex_unlock(&g_lock);
+        unlock();
         if (finished) {
             *p = s->next;
             async_socket_destroy(s->socket); /* also destroys its transport */
@@ -186,18 +203,18 @@ int main(int argc, char** argv)
 
     /* Wait for the remaining clients to hang up. */
     while (sessions != NULL) {
-        pthread_mutex_lock(&g_lock);
+        lock();
         while (!any_finished_locked(sessions)) {
-            pthread_cond_wait(&g_changed, &g_lock);
+            wait_changed();
         }
-        pthread_mutex_unlock(&g_lock);
+        unlock();
         done += reap(&sessions);
     }
     socket_transport_destroy(listener);
     execution_engine_dec_ref(engine);
-    pthread_mutex_lock(&g_lock);
+    lock();
     printf("served %lu connections, echoed %llu bytes\n", done, g_bytes_echoed);
-    pthread_mutex_unlock(&g_lock);
+    unlock();
     platform_deinit();
     return 0;
 }

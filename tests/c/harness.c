@@ -1,20 +1,21 @@
 /* tests/c/harness.c: see harness.h. */
 #include "harness.h"
 
-#include <pthread.h>
+#include "portable.h"
+
 #include <stdio.h>
 #include <string.h>
 
-static pthread_mutex_t harness_lock = PTHREAD_MUTEX_INITIALIZER;
+static PORTABLE_MUTEX harness_lock = PORTABLE_MUTEX_INITIALIZER;
 static unsigned long harness_current_failures = 0;
 
 void harness_record_failure(const char* file, int line, const char* expression)
 {
-    pthread_mutex_lock(&harness_lock);
+    portable_mutex_lock(&harness_lock);
     ++harness_current_failures;
     fprintf(stdout, "    %s:%d: check failed: %s\n", file, line, expression);
     fflush(stdout);
-    pthread_mutex_unlock(&harness_lock);
+    portable_mutex_unlock(&harness_lock);
 }
 
 int harness_run(const HARNESS_TEST* tests, size_t count, int argc, char** argv)
@@ -28,15 +29,15 @@ int harness_run(const HARNESS_TEST* tests, size_t count, int argc, char** argv)
         if (filter != NULL && strstr(tests[i].name, filter) == NULL) {
             continue;
         }
-        pthread_mutex_lock(&harness_lock);
+        portable_mutex_lock(&harness_lock);
         harness_current_failures = 0;
-        pthread_mutex_unlock(&harness_lock);
+        portable_mutex_unlock(&harness_lock);
         fprintf(stdout, "RUN  %s\n", tests[i].name);
         fflush(stdout);
         tests[i].function();
-        pthread_mutex_lock(&harness_lock);
+        portable_mutex_lock(&harness_lock);
         failures = harness_current_failures;
-        pthread_mutex_unlock(&harness_lock);
+        portable_mutex_unlock(&harness_lock);
         if (failures == 0) {
             ++passed;
             fprintf(stdout, "PASS %s\n", tests[i].name);

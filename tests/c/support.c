@@ -3,17 +3,23 @@
 
 #include "harness.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
-static _Thread_local int support_in_call = 0;
+#ifdef _WIN32
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#else
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#endif
+
+static PORTABLE_THREAD_LOCAL int support_in_call = 0;
 
 void support_enter_call(void) { support_in_call = 1; }
 void support_leave_call(void) { support_in_call = 0; }
@@ -21,80 +27,68 @@ void support_leave_call(void) { support_in_call = 0; }
 void completion_init(COMPLETION* c)
 {
     memset(c, 0, sizeof *c);
-    pthread_mutex_init(&c->mu, NULL);
-    pthread_cond_init(&c->cv, NULL);
+    portable_mutex_init(&c->mu);
+    portable_cond_init(&c->cv);
 }
 
 void completion_deinit(COMPLETION* c)
 {
-    pthread_cond_destroy(&c->cv);
-    pthread_mutex_destroy(&c->mu);
-}
-
-static struct timespec deadline_after_ms(long ms)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    t.tv_sec += ms / 1000;
-    t.tv_nsec += (ms % 1000) * 1000000L;
-    if (t.tv_nsec >= 1000000000L) {
-        t.tv_sec += 1;
-        t.tv_nsec -= 1000000000L;
-    }
-    return t;
+    portable_cond_deinit(&c->cv);
+    portable_mutex_deinit(&c->mu);
 }
 
 bool completion_wait(COMPLETION* c, unsigned calls)
 {
-    const struct timespec deadline = deadline_after_ms(SUPPORT_WAIT_LIMIT_MS);
+    const uint64_t deadline = portable_now_ms() + SUPPORT_WAIT_LIMIT_MS;
     bool ok = true;
-    pthread_mutex_lock(&c->mu);
+    portable_mutex_lock(&c->mu);
     while (c->calls < calls) {
-        if (pthread_cond_timedwait(&c->cv, &c->mu, &deadline) == ETIMEDOUT) {
+        const uint64_t now = portable_now_ms();
+        if (now >= deadline || !portable_cond_wait_ms(&c->cv, &c->mu, (uint32_t)(deadline - now))) {
             ok = c->calls >= calls;
             break;
         }
     }
-    pthread_mutex_unlock(&c->mu);
+    portable_mutex_unlock(&c->mu);
     return ok;
 }
 
 unsigned completion_calls(COMPLETION* c)
 {
     unsigned n;
-    pthread_mutex_lock(&c->mu);
+    portable_mutex_lock(&c->mu);
     n = c->calls;
-    pthread_mutex_unlock(&c->mu);
+    portable_mutex_unlock(&c->mu);
     return n;
 }
 
 unsigned completion_count_of(COMPLETION* c, int result)
 {
     unsigned n = 0;
-    pthread_mutex_lock(&c->mu);
+    portable_mutex_lock(&c->mu);
     if (result >= 0 && result < 8) {
         n = c->results[result];
     }
-    pthread_mutex_unlock(&c->mu);
+    portable_mutex_unlock(&c->mu);
     return n;
 }
 
 static void record(COMPLETION* c, int result, uint32_t bytes)
 {
-    pthread_mutex_lock(&c->mu);
+    portable_mutex_lock(&c->mu);
     ++c->calls;
     c->result = result;
     c->bytes = bytes;
     c->total_bytes += bytes;
-    c->thread = pthread_self();
+    c->thread = portable_thread_self();
     if (support_in_call) {
         ++c->inside_api_call;
     }
     if (result >= 0 && result < 8) {
         ++c->results[result];
     }
-    pthread_cond_broadcast(&c->cv);
-    pthread_mutex_unlock(&c->mu);
+    portable_cond_broadcast(&c->cv);
+    portable_mutex_unlock(&c->mu);
 }
 
 void record_open(void* context, ASYNC_SOCKET_OPEN_RESULT open_result) { record(context, (int)open_result, 0); }
@@ -217,19 +211,6 @@ bool make_async_and_peer(EXECUTION_ENGINE_HANDLE engine, ASYNC_SOCKET_HANDLE* a,
     return true;
 }
 
-bool wait_poll(int fd, short events)
-{
-    struct pollfd p;
-    int r;
-    p.fd = fd;
-    p.events = events;
-    p.revents = 0;
-    do {
-        r = poll(&p, 1, SUPPORT_WAIT_LIMIT_MS);
-    } while (r < 0 && errno == EINTR);
-    return r > 0 && (p.revents & events) != 0;
-}
-
 bool peer_send_all(SOCKET_TRANSPORT_HANDLE peer, const void* data, size_t length)
 {
     size_t done = 0;
@@ -261,7 +242,7 @@ bool peer_receive_exact(SOCKET_TRANSPORT_HANDLE peer, void* data, size_t length)
         if (r == SOCKET_RECEIVE_OK) {
             done += got;
         } else if (r == SOCKET_RECEIVE_WOULD_BLOCK) {
-            if (!wait_poll(socket_transport_get_underlying_socket(peer), POLLIN)) {
+            if (!wait_readable(socket_transport_get_underlying_socket(peer))) {
                 return false;
             }
         } else {
@@ -273,19 +254,21 @@ bool peer_receive_exact(SOCKET_TRANSPORT_HANDLE peer, void* data, size_t length)
 
 bool peer_wait_shutdown(SOCKET_TRANSPORT_HANDLE peer)
 {
+    /* A large buffer: what was in flight before the close arrives first, and
+     * one receive per byte would take minutes under an emulator. */
+    static PORTABLE_THREAD_LOCAL unsigned char sink[65536];
     for (;;) {
-        unsigned char byte;
         SOCKET_BUFFER b;
         uint32_t got = 0;
         SOCKET_RECEIVE_RESULT r;
-        b.length = 1;
-        b.buffer = &byte;
+        b.length = (uint32_t)sizeof sink;
+        b.buffer = sink;
         r = socket_transport_receive(peer, &b, 1, &got, 0, NULL);
         if (r == SOCKET_RECEIVE_SHUTDOWN) {
             return true;
         }
         if (r == SOCKET_RECEIVE_WOULD_BLOCK) {
-            if (!wait_poll(socket_transport_get_underlying_socket(peer), POLLIN)) {
+            if (!wait_readable(socket_transport_get_underlying_socket(peer))) {
                 return false;
             }
         } else if (r != SOCKET_RECEIVE_OK) {
@@ -294,30 +277,87 @@ bool peer_wait_shutdown(SOCKET_TRANSPORT_HANDLE peer)
     }
 }
 
-bool make_async_and_raw_peer(EXECUTION_ENGINE_HANDLE engine, ASYNC_SOCKET_HANDLE* a, int* peer_fd, int* own_fd)
+/* ---- plain sockets ----------------------------------------------------------- */
+
+#ifdef _WIN32
+SOCKET_HANDLE support_socket_handle(RAW_SOCKET s) { return (SOCKET_HANDLE)(uintptr_t)s; }
+RAW_SOCKET support_raw_socket(SOCKET_HANDLE h) { return (RAW_SOCKET)(uintptr_t)h; }
+#else
+SOCKET_HANDLE support_socket_handle(RAW_SOCKET s) { return s; }
+RAW_SOCKET support_raw_socket(SOCKET_HANDLE h) { return h; }
+#endif
+
+RAW_SOCKET raw_connect_loopback(uint16_t port)
+{
+    struct sockaddr_in to;
+    RAW_SOCKET s;
+    memset(&to, 0, sizeof to);
+    to.sin_family = AF_INET;
+    to.sin_port = htons(port);
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+#ifdef _WIN32
+    s = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+#else
+    s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+#endif
+    if (s == RAW_INVALID_SOCKET) {
+        return RAW_INVALID_SOCKET;
+    }
+    if (connect(s, (const struct sockaddr*)&to, sizeof to) != 0) {
+        raw_close(s);
+        return RAW_INVALID_SOCKET;
+    }
+    return s;
+}
+
+void raw_close(RAW_SOCKET s)
+{
+#ifdef _WIN32
+    closesocket(s);
+#else
+    close(s);
+#endif
+}
+
+void raw_reset(RAW_SOCKET s)
+{
+    struct linger l;
+    l.l_onoff = 1;
+    l.l_linger = 0;
+    setsockopt(s, SOL_SOCKET, SO_LINGER, (const char*)&l, sizeof l);
+    raw_close(s); /* with SO_LINGER 0 and no shutdown(): a reset, no FIN */
+}
+
+bool raw_socket_is_closed(RAW_SOCKET s)
+{
+#ifdef _WIN32
+    int type = 0;
+    int length = (int)sizeof type;
+    return getsockopt(s, SOL_SOCKET, SO_TYPE, (char*)&type, &length) != 0 && WSAGetLastError() == WSAENOTSOCK;
+#else
+    return fcntl(s, F_GETFD) == -1 && errno == EBADF;
+#endif
+}
+
+bool make_async_and_raw_peer(EXECUTION_ENGINE_HANDLE engine, ASYNC_SOCKET_HANDLE* a, RAW_SOCKET* peer, SOCKET_HANDLE* own)
 {
     SOCKET_TRANSPORT_HANDLE listener = socket_transport_create_server();
     SOCKET_TRANSPORT_HANDLE accepted = NULL;
-    struct sockaddr_in to;
     uint16_t port = 0;
-    int fd = -1;
+    RAW_SOCKET s = RAW_INVALID_SOCKET;
     bool ok = listener != NULL && socket_transport_listen_on(listener, "127.0.0.1", 0) == 0 &&
               socket_transport_get_local_port(listener, &port) == 0;
     *a = NULL;
-    *peer_fd = -1;
+    *peer = RAW_INVALID_SOCKET;
     if (ok) {
-        memset(&to, 0, sizeof to);
-        to.sin_family = AF_INET;
-        to.sin_port = htons(port);
-        to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        ok = fd >= 0 && connect(fd, (const struct sockaddr*)&to, sizeof to) == 0 &&
+        s = raw_connect_loopback(port);
+        ok = s != RAW_INVALID_SOCKET &&
              socket_transport_accept(listener, &accepted, SUPPORT_WAIT_LIMIT_MS) == SOCKET_ACCEPT_OK;
     }
     socket_transport_destroy(listener);
     if (ok) {
-        if (own_fd != NULL) {
-            *own_fd = socket_transport_get_underlying_socket(accepted);
+        if (own != NULL) {
+            *own = socket_transport_get_underlying_socket(accepted);
         }
         *a = async_socket_create(engine);
         ok = *a != NULL && open_with(*a, accepted);
@@ -328,23 +368,53 @@ bool make_async_and_raw_peer(EXECUTION_ENGINE_HANDLE engine, ASYNC_SOCKET_HANDLE
         }
     }
     if (!ok) {
-        if (fd >= 0) {
-            close(fd);
+        if (s != RAW_INVALID_SOCKET) {
+            raw_close(s);
         }
         return false;
     }
-    *peer_fd = fd;
+    *peer = s;
     return true;
 }
 
-void raw_reset(int fd)
+#ifdef _WIN32
+/* select() on one socket: readable, or (also) with an exception pending. */
+static bool wait_select(SOCKET_HANDLE h, bool exceptions)
 {
-    struct linger l;
-    l.l_onoff = 1;
-    l.l_linger = 0;
-    setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
-    close(fd); /* with SO_LINGER 0 and no shutdown(): a reset, no FIN */
+    const SOCKET s = support_raw_socket(h);
+    fd_set readable;
+    fd_set failed;
+    struct timeval limit;
+    int r;
+    FD_ZERO(&readable);
+    FD_ZERO(&failed);
+    FD_SET(s, &readable);
+    FD_SET(s, &failed);
+    limit.tv_sec = SUPPORT_WAIT_LIMIT_MS / 1000;
+    limit.tv_usec = (SUPPORT_WAIT_LIMIT_MS % 1000) * 1000;
+    r = select(0, &readable, NULL, exceptions ? &failed : NULL, &limit);
+    return r > 0 && (FD_ISSET(s, &readable) || (exceptions && FD_ISSET(s, &failed)));
 }
+
+bool wait_readable(SOCKET_HANDLE s) { return wait_select(s, false); }
+bool wait_error(SOCKET_HANDLE s) { return wait_select(s, true); }
+#else
+static bool wait_poll(int fd, short events)
+{
+    struct pollfd p;
+    int r;
+    p.fd = fd;
+    p.events = events;
+    p.revents = 0;
+    do {
+        r = poll(&p, 1, SUPPORT_WAIT_LIMIT_MS);
+    } while (r < 0 && errno == EINTR);
+    return r > 0 && (p.revents & events) != 0;
+}
+
+bool wait_readable(SOCKET_HANDLE s) { return wait_poll(s, POLLIN); }
+bool wait_error(SOCKET_HANDLE s) { return wait_poll(s, POLLERR); }
+#endif
 
 void fill_pattern(unsigned char* data, size_t length, uint32_t seed)
 {
@@ -369,6 +439,7 @@ bool check_pattern(const unsigned char* data, size_t length, uint32_t seed)
     return true;
 }
 
+#ifndef _WIN32
 unsigned process_thread_count(void)
 {
     char line[256];
@@ -391,11 +462,8 @@ unsigned stable_thread_count(void)
     unsigned last = process_thread_count();
     int i;
     for (i = 0; i < 300; ++i) {
-        struct timespec t;
         unsigned now;
-        t.tv_sec = 0;
-        t.tv_nsec = 20 * 1000000L;
-        nanosleep(&t, NULL);
+        portable_sleep_ms(20);
         now = process_thread_count();
         if (now == last) {
             return now;
@@ -404,3 +472,4 @@ unsigned stable_thread_count(void)
     }
     return last;
 }
+#endif

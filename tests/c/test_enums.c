@@ -10,6 +10,10 @@
 #include <stddef.h>
 #include <string.h>
 
+#ifdef _WIN32
+#include <winsock2.h> /* INVALID_SOCKET comes from the Windows headers */
+#endif
+
 #include "harness.h"
 
 static void test_async_socket_enum_values_start_at_one_after_invalid(void)
@@ -165,12 +169,20 @@ static void test_buffer_structs_have_the_documented_layout(void)
 static void test_constants_have_the_documented_values(void)
 {
     EXECUTION_ENGINE_PARAMETERS p;
-    SOCKET_HANDLE h = INVALID_SOCKET;
     CHECK(DEFAULT_MIN_THREAD_COUNT == 4);
     CHECK(DEFAULT_MAX_THREAD_COUNT == 0);
     CHECK(MAX_GET_HOST_NAME_LEN == 256);
     CHECK(MAX_LOCAL_ADDRESS_LEN == 22);
-    CHECK(h == -1);
+#ifdef _WIN32
+    /* a pointer-sized value wrapping a Winsock SOCKET */
+    CHECK(sizeof(SOCKET_HANDLE) == sizeof(void*));
+    CHECK(INVALID_SOCKET == (SOCKET)~(SOCKET)0);
+#else
+    {
+        SOCKET_HANDLE h = INVALID_SOCKET;
+        CHECK(h == -1);
+    }
+#endif
     CHECK(sizeof p.min_thread_count == 4 && sizeof p.max_thread_count == 4);
 }
 

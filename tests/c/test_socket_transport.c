@@ -1,21 +1,26 @@
 /* tests/c/test_socket_transport.c: the socket transport of the C API
  * (asock/c/socket_transport.h): create, connect, listen, accept, send,
  * receive, disconnect, destroy and the queries, over loopback. */
+#include <asock/c/platform.h>
 #include <asock/c/socket_transport.h>
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "harness.h"
+#include "portable.h"
 #include "support.h"
+
+#ifdef _WIN32
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#else
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#endif
 
 static SOCKET_TRANSPORT_HANDLE listening_server(uint16_t* port)
 {
@@ -36,7 +41,7 @@ static void test_create_client_and_server_return_handles_and_destroy_accepts_nul
     SOCKET_TRANSPORT_HANDLE s = socket_transport_create_server();
     CHECK(c != NULL && s != NULL);
     CHECK(!socket_transport_is_valid_socket(c)); /* no socket before connect / listen */
-    CHECK(socket_transport_get_underlying_socket(s) == INVALID_SOCKET);
+    CHECK(socket_transport_get_underlying_socket(s) == SUPPORT_INVALID_SOCKET_HANDLE);
     socket_transport_destroy(c);
     socket_transport_destroy(s);
     socket_transport_destroy(NULL);
@@ -48,7 +53,7 @@ static void test_queries_with_null_transport(void)
     LOCAL_ADDRESS* list = NULL;
     uint32_t count = 0;
     uint16_t port = 0;
-    CHECK(socket_transport_get_underlying_socket(NULL) == INVALID_SOCKET);
+    CHECK(socket_transport_get_underlying_socket(NULL) == SUPPORT_INVALID_SOCKET_HANDLE);
     CHECK(!socket_transport_is_valid_socket(NULL));
     CHECK(socket_transport_get_local_port(NULL, &port) != 0);
     CHECK(socket_transport_get_local_address(NULL, host, &list, &count) != 0);
@@ -163,25 +168,24 @@ typedef struct ACCEPT_WAIT_TAG
     SOCKET_TRANSPORT_HANDLE accepted;
 } ACCEPT_WAIT;
 
-static void* accept_thread(void* arg)
+static void accept_thread(void* arg)
 {
     ACCEPT_WAIT* w = arg;
     w->result = socket_transport_accept(w->server, &w->accepted, SUPPORT_WAIT_LIMIT_MS);
-    return NULL;
 }
 
 static void test_disconnect_wakes_an_accept_that_waits(void)
 {
     uint16_t port = 0;
     ACCEPT_WAIT w;
-    pthread_t t;
+    PORTABLE_THREAD t;
     w.server = listening_server(&port);
     w.result = SOCKET_ACCEPT_RESULT_INVALID;
     w.accepted = NULL;
     REQUIRE(w.server != NULL);
-    REQUIRE(pthread_create(&t, NULL, accept_thread, &w) == 0);
+    REQUIRE(portable_thread_start(&t, accept_thread, &w));
     socket_transport_disconnect(w.server); /* before or during the wait: either way it returns */
-    pthread_join(t, NULL);
+    portable_thread_join(&t);
     CHECK(w.result == SOCKET_ACCEPT_ERROR && w.accepted == NULL);
     CHECK(!socket_transport_is_valid_socket(w.server));
     socket_transport_destroy(w.server);
@@ -264,7 +268,7 @@ static void test_send_and_receive_move_multi_buffer_payloads(void)
             }
         }
         REQUIRE(r == SOCKET_RECEIVE_WOULD_BLOCK);
-        CHECK(wait_poll(socket_transport_get_underlying_socket(b), POLLIN));
+        CHECK(wait_readable(socket_transport_get_underlying_socket(b)));
     }
     CHECK(total == 23);
     socket_transport_destroy(a);
@@ -283,9 +287,9 @@ static void test_receive_reports_shutdown_after_the_peer_disconnects(void)
     in.buffer = &byte;
     socket_transport_disconnect(a);
     CHECK(!socket_transport_is_valid_socket(a));
-    CHECK(socket_transport_get_underlying_socket(a) == INVALID_SOCKET);
+    CHECK(socket_transport_get_underlying_socket(a) == SUPPORT_INVALID_SOCKET_HANDLE);
     socket_transport_disconnect(a); /* twice: nothing more */
-    CHECK(wait_poll(socket_transport_get_underlying_socket(b), POLLIN));
+    CHECK(wait_readable(socket_transport_get_underlying_socket(b)));
     CHECK(socket_transport_receive(b, &in, 1, &got, 0, NULL) == SOCKET_RECEIVE_SHUTDOWN && got == 0);
     /* the disconnected side has no socket any more */
     CHECK(socket_transport_send(a, &in, 1, &got, 0, NULL) == SOCKET_SEND_FAILED);
@@ -314,22 +318,17 @@ static void test_send_after_the_peer_reset_reports_shutdown(void)
     uint16_t port = 0;
     SOCKET_TRANSPORT_HANDLE s = listening_server(&port);
     SOCKET_TRANSPORT_HANDLE accepted = NULL;
-    struct sockaddr_in to;
-    int fd;
+    RAW_SOCKET fd;
     unsigned char byte = 'x';
     SOCKET_BUFFER b;
     SOCKET_SEND_RESULT r = SOCKET_SEND_OK;
     int i;
     REQUIRE(s != NULL);
-    memset(&to, 0, sizeof to);
-    to.sin_family = AF_INET;
-    to.sin_port = htons(port);
-    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    fd = socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(fd >= 0 && connect(fd, (const struct sockaddr*)&to, sizeof to) == 0);
+    fd = raw_connect_loopback(port);
+    REQUIRE(fd != RAW_INVALID_SOCKET);
     REQUIRE(socket_transport_accept(s, &accepted, SUPPORT_WAIT_LIMIT_MS) == SOCKET_ACCEPT_OK);
     raw_reset(fd);
-    CHECK(wait_poll(socket_transport_get_underlying_socket(accepted), POLLERR));
+    CHECK(wait_error(socket_transport_get_underlying_socket(accepted)));
     b.length = 1;
     b.buffer = &byte;
     for (i = 0; i < 3 && r == SOCKET_SEND_OK; ++i) {
@@ -349,7 +348,7 @@ typedef struct DRAIN_TAG
     bool intact;
 } DRAIN;
 
-static void* drain_thread(void* arg)
+static void drain_thread(void* arg)
 {
     DRAIN* d = arg;
     unsigned char* data = malloc(d->expected);
@@ -357,7 +356,6 @@ static void* drain_thread(void* arg)
                 check_pattern(data, d->expected, d->seed);
     d->received = d->intact ? d->expected : 0;
     free(data);
-    return NULL;
 }
 
 static void test_send_waits_for_room_until_every_byte_is_sent(void)
@@ -369,7 +367,7 @@ static void test_send_waits_for_room_until_every_byte_is_sent(void)
     SOCKET_BUFFER out;
     uint32_t sent = 0;
     DRAIN d;
-    pthread_t t;
+    PORTABLE_THREAD t;
     REQUIRE(data != NULL);
     REQUIRE(make_transport_pair(&a, &b));
     fill_pattern(data, size, 7);
@@ -378,18 +376,19 @@ static void test_send_waits_for_room_until_every_byte_is_sent(void)
     d.received = 0;
     d.seed = 7;
     d.intact = false;
-    REQUIRE(pthread_create(&t, NULL, drain_thread, &d) == 0);
+    REQUIRE(portable_thread_start(&t, drain_thread, &d));
     out.length = (uint32_t)size;
     out.buffer = data;
     CHECK(socket_transport_send(a, &out, 1, &sent, 0, NULL) == SOCKET_SEND_OK);
     CHECK(sent == size);
-    pthread_join(t, NULL);
+    portable_thread_join(&t);
     CHECK(d.intact && d.received == size);
     socket_transport_destroy(a);
     socket_transport_destroy(b);
     free(data);
 }
 
+#ifndef _WIN32 /* MSG_DONTWAIT is a POSIX send flag; Winsock has none */
 static void test_send_with_msg_dontwait_returns_what_fitted(void)
 {
     SOCKET_TRANSPORT_HANDLE a;
@@ -408,6 +407,7 @@ static void test_send_with_msg_dontwait_returns_what_fitted(void)
     socket_transport_destroy(b);
     free(data);
 }
+#endif
 
 typedef struct BLOCKED_SEND_TAG
 {
@@ -418,14 +418,13 @@ typedef struct BLOCKED_SEND_TAG
     SOCKET_SEND_RESULT result;
 } BLOCKED_SEND;
 
-static void* blocked_send_thread(void* arg)
+static void blocked_send_thread(void* arg)
 {
     BLOCKED_SEND* s = arg;
     SOCKET_BUFFER out;
     out.length = s->size;
     out.buffer = s->data;
     s->result = socket_transport_send(s->transport, &out, 1, &s->sent, 0, NULL);
-    return NULL;
 }
 
 static void test_disconnect_wakes_a_send_that_waits_for_room(void)
@@ -433,7 +432,7 @@ static void test_disconnect_wakes_a_send_that_waits_for_room(void)
     SOCKET_TRANSPORT_HANDLE a;
     SOCKET_TRANSPORT_HANDLE b;
     BLOCKED_SEND s;
-    pthread_t t;
+    PORTABLE_THREAD t;
     REQUIRE(make_transport_pair(&a, &b));
     s.transport = a;
     s.size = 64u << 20;
@@ -441,12 +440,12 @@ static void test_disconnect_wakes_a_send_that_waits_for_room(void)
     s.sent = 0;
     s.result = SOCKET_SEND_RESULT_INVALID;
     REQUIRE(s.data != NULL);
-    REQUIRE(pthread_create(&t, NULL, blocked_send_thread, &s) == 0);
+    REQUIRE(portable_thread_start(&t, blocked_send_thread, &s));
     /* bytes arriving means the send runs; 64 MiB cannot fit while the peer
      * reads nothing, so it ends up waiting for room until the disconnect */
-    CHECK(wait_poll(socket_transport_get_underlying_socket(b), POLLIN));
+    CHECK(wait_readable(socket_transport_get_underlying_socket(b)));
     socket_transport_disconnect(a);
-    pthread_join(t, NULL);
+    portable_thread_join(&t);
     CHECK(s.result == SOCKET_SEND_SHUTDOWN);
     CHECK(s.sent > 0 && s.sent < s.size);
     socket_transport_destroy(a);
@@ -456,6 +455,14 @@ static void test_disconnect_wakes_a_send_that_waits_for_room(void)
 
 static void test_create_from_socket_rejects_invalid_and_non_socket_descriptors(void)
 {
+#ifdef _WIN32
+    /* a kernel object that is not a socket: an event */
+    HANDLE event = CreateEventA(NULL, TRUE, FALSE, NULL);
+    CHECK(socket_transport_create_from_socket(SUPPORT_INVALID_SOCKET_HANDLE) == NULL);
+    REQUIRE(event != NULL);
+    CHECK(socket_transport_create_from_socket((SOCKET_HANDLE)event) == NULL);
+    CHECK(CloseHandle(event)); /* ownership not taken */
+#else
     int pipe_fds[2];
     CHECK(socket_transport_create_from_socket(INVALID_SOCKET) == NULL);
     REQUIRE(pipe(pipe_fds) == 0);
@@ -463,12 +470,13 @@ static void test_create_from_socket_rejects_invalid_and_non_socket_descriptors(v
     CHECK(fcntl(pipe_fds[0], F_GETFD) != -1); /* ownership not taken */
     close(pipe_fds[0]);
     close(pipe_fds[1]);
+#endif
 }
 
 static void test_create_from_socket_wraps_connected_and_listening_sockets(void)
 {
-    int lfd = socket(AF_INET, SOCK_STREAM, 0);
-    int cfd = socket(AF_INET, SOCK_STREAM, 0);
+    RAW_SOCKET lfd = socket(AF_INET, SOCK_STREAM, 0);
+    RAW_SOCKET cfd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in addr;
     socklen_t len = sizeof addr;
     SOCKET_TRANSPORT_HANDLE server;
@@ -478,19 +486,21 @@ static void test_create_from_socket_wraps_connected_and_listening_sockets(void)
     unsigned char got[sizeof msg];
     SOCKET_BUFFER b;
     uint16_t port = 0;
-    REQUIRE(lfd >= 0 && cfd >= 0);
+    REQUIRE(lfd != RAW_INVALID_SOCKET && cfd != RAW_INVALID_SOCKET);
     memset(&addr, 0, sizeof addr);
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     REQUIRE(bind(lfd, (struct sockaddr*)&addr, sizeof addr) == 0 && listen(lfd, 4) == 0);
     REQUIRE(getsockname(lfd, (struct sockaddr*)&addr, &len) == 0);
     REQUIRE(connect(cfd, (struct sockaddr*)&addr, sizeof addr) == 0);
-    server = socket_transport_create_from_socket(lfd);
-    client = socket_transport_create_from_socket(cfd);
+    server = socket_transport_create_from_socket(support_socket_handle(lfd));
+    client = socket_transport_create_from_socket(support_socket_handle(cfd));
     REQUIRE(server != NULL && client != NULL);
-    CHECK(socket_transport_get_underlying_socket(server) == lfd);
-    CHECK(socket_transport_get_underlying_socket(client) == cfd);
+    CHECK(socket_transport_get_underlying_socket(server) == support_socket_handle(lfd));
+    CHECK(socket_transport_get_underlying_socket(client) == support_socket_handle(cfd));
+#ifndef _WIN32 /* Winsock has no call that tells whether a socket is non-blocking */
     CHECK((fcntl(cfd, F_GETFL) & O_NONBLOCK) != 0);
+#endif
     CHECK(socket_transport_get_local_port(server, &port) == 0 && port == ntohs(addr.sin_port));
     CHECK(socket_transport_accept(server, &accepted, SUPPORT_WAIT_LIMIT_MS) == SOCKET_ACCEPT_OK);
     REQUIRE(accepted != NULL);
@@ -501,7 +511,7 @@ static void test_create_from_socket_wraps_connected_and_listening_sockets(void)
     socket_transport_destroy(accepted);
     socket_transport_destroy(client);
     socket_transport_destroy(server);
-    CHECK(fcntl(lfd, F_GETFD) == -1 && fcntl(cfd, F_GETFD) == -1); /* owned and closed */
+    CHECK(raw_socket_is_closed(lfd) && raw_socket_is_closed(cfd)); /* owned and closed */
 }
 
 static void test_get_local_address_reports_the_host_name_and_addresses(void)
@@ -549,7 +559,9 @@ static const HARNESS_TEST tests[] = {
     HARNESS_TEST_ENTRY(test_send_without_a_connection_fails),
     HARNESS_TEST_ENTRY(test_send_after_the_peer_reset_reports_shutdown),
     HARNESS_TEST_ENTRY(test_send_waits_for_room_until_every_byte_is_sent),
+#ifndef _WIN32
     HARNESS_TEST_ENTRY(test_send_with_msg_dontwait_returns_what_fitted),
+#endif
     HARNESS_TEST_ENTRY(test_disconnect_wakes_a_send_that_waits_for_room),
     HARNESS_TEST_ENTRY(test_create_from_socket_rejects_invalid_and_non_socket_descriptors),
     HARNESS_TEST_ENTRY(test_create_from_socket_wraps_connected_and_listening_sockets),
@@ -558,5 +570,11 @@ static const HARNESS_TEST tests[] = {
 
 int main(int argc, char** argv)
 {
-    return harness_run(tests, HARNESS_COUNT(tests), argc, argv);
+    int rc;
+    if (platform_init() != 0) { /* Windows: starts Winsock, which every socket call needs */
+        return 2;
+    }
+    rc = harness_run(tests, HARNESS_COUNT(tests), argc, argv);
+    platform_deinit();
+    return rc;
 }
