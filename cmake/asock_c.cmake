@@ -29,6 +29,9 @@ target_include_directories(asock_c PUBLIC
 target_link_libraries(asock_c
   PUBLIC Threads::Threads
   PRIVATE $<BUILD_INTERFACE:asock::asock> $<BUILD_INTERFACE:asock_project_options>)
+if(WIN32)
+  target_link_libraries(asock_c PUBLIC ws2_32) # a static library: its users link Winsock
+endif()
 
 # The implementation is C++: a program whose link step is C (a project that
 # enables only C, using the installed package) must still get the C++
@@ -58,7 +61,9 @@ if(ASOCK_BUILD_EXAMPLES)
     set_target_properties(${example} PROPERTIES
       C_STANDARD 11 C_STANDARD_REQUIRED ON C_EXTENSIONS OFF
       RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/examples)
-    target_compile_definitions(${example} PRIVATE _POSIX_C_SOURCE=200809L)
+    if(NOT WIN32)
+      target_compile_definitions(${example} PRIVATE _POSIX_C_SOURCE=200809L)
+    endif()
     target_link_libraries(${example} PRIVATE asock::c_pal_compat Threads::Threads asock_project_options)
   endforeach()
 endif()

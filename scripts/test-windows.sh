@@ -81,7 +81,7 @@ if ! cmake -S "$root" -B "$build" "${generator[@]}" \
         -DASOCK_BUILD_TESTS=ON \
         -DASOCK_BUILD_EXAMPLES=ON \
         -DASOCK_BUILD_BENCHMARKS=OFF \
-        -DASOCK_BUILD_C=OFF; then
+        -DASOCK_BUILD_C=ON; then
     echo "test-windows: configure failed" >&2
     summary 0 1
 fi

@@ -11,9 +11,18 @@
 // C++ operation, the C callback and context, and a copy of the caller's
 // buffer array (the spec lets the caller reuse that array as soon as the call
 // returns). The record is freed just before its C callback is called.
+//
+// Platforms: Linux (the epoll backend, socket_transport_posix.hpp) and Windows
+// (the threadpool-IO backend, socket_transport_win32.hpp). Where the two
+// specifications differ, each platform keeps its own (spec README, item 3 and
+// 8): on Windows a NULL execution engine is refused (01_002), custom
+// transports are not available (04_001) and notify_io_async always fails
+// (04_002).
 #pragma once
 
-#if !defined(__cplusplus) || __cplusplus < 202002L
+// MSVC reports the language version in _MSVC_LANG (__cplusplus stays 199711L
+// unless /Zc:__cplusplus is given).
+#if !defined(__cplusplus) || (__cplusplus < 202002L && (!defined(_MSVC_LANG) || _MSVC_LANG < 202002L))
 #error "asock/c/implementation.hpp must be compiled as C++20"
 #endif
 
@@ -29,11 +38,14 @@
 #include <asock/results.hpp>
 #include <asock/transport.hpp>
 
-#if defined(__linux__)
+#if defined(_WIN32)
+#include <asock/win32/win32_platform.hpp>
+#include <asock/c/detail/socket_transport_win32.hpp>
+#elif defined(__linux__)
 #include <asock/linux/epoll_platform.hpp>
 #include <asock/c/detail/socket_transport_posix.hpp>
 #else
-#error "asock C API: only the Linux (epoll) backend exists yet"
+#error "asock C API: no backend for this platform (Linux epoll and Windows threadpool IO exist)"
 #endif
 
 #include <cstddef>
@@ -44,7 +56,9 @@
 
 namespace asock::c_api {
 
-#if defined(__linux__)
+#if defined(_WIN32)
+using platform = asock::win32::win32_platform;
+#else
 using platform = asock::linux_epoll::epoll_platform;
 #endif
 using engine_type = platform::engine_type;
@@ -55,6 +69,17 @@ inline engine_type* to_engine(EXECUTION_ENGINE_HANDLE h) noexcept { return reint
 inline EXECUTION_ENGINE_HANDLE to_handle(engine_type* e) noexcept
 {
     return reinterpret_cast<EXECUTION_ENGINE_HANDLE>(e);
+}
+
+/// The C API's socket handle as the backend's native handle (a Winsock SOCKET
+/// travels in a pointer-sized SOCKET_HANDLE on Windows).
+inline native_handle to_native(SOCKET_HANDLE h) noexcept
+{
+#if defined(_WIN32)
+    return static_cast<native_handle>(reinterpret_cast<std::uintptr_t>(h));
+#else
+    return static_cast<native_handle>(h);
+#endif
 }
 
 // ---- result conversions (the numeric values are shared; see results.hpp) ---
@@ -199,8 +224,33 @@ inline void owner_destroy(void* transport, native_handle) noexcept
 struct platform_state {
     std::mutex mu;
     unsigned init_count = 0;
-    engine_type* default_engine = nullptr;
+    engine_type* default_engine = nullptr; ///< Linux: the engine of a NULL execution engine.
 };
+
+/// What the first platform_init sets up: on Linux a reference on the default
+/// engine (11_002 uses it); on Windows, Winsock (WSAStartup), which stays
+/// started until the matching last platform_deinit. Returns false on failure.
+inline bool platform_start(platform_state& g) noexcept
+{
+#if defined(_WIN32)
+    (void)g;
+    WSADATA data;
+    return ::WSAStartup(MAKEWORD(2, 2), &data) == 0;
+#else
+    g.default_engine = platform::acquire_default_engine();
+    return g.default_engine != nullptr;
+#endif
+}
+
+inline void platform_stop(engine_type* default_engine) noexcept
+{
+#if defined(_WIN32)
+    (void)default_engine;
+    ::WSACleanup();
+#else
+    default_engine->dec_ref();
+#endif
+}
 
 inline platform_state& platform_globals() noexcept
 {
@@ -252,7 +302,12 @@ inline ASYNC_SOCKET_HANDLE create_socket(EXECUTION_ENGINE_HANDLE execution_engin
         transport = asock::custom_transport{&transport_send, s, &transport_recv, s};
     }
     if (execution_engine == nullptr) {
+#if defined(_WIN32)
+        delete s;
+        return nullptr; // WIN32 01_002: the engine supplies the PTP_POOL
+#else
         s->socket = socket_type::on_default_engine(transport); // 11_002
+#endif
     } else if (transport.is_set()) {
         s->socket = socket_type(*to_engine(execution_engine), transport);
     } else {
@@ -289,11 +344,8 @@ ASOCK_C_API int platform_init(void)
 {
     auto& g = asock::c_api::platform_globals();
     std::lock_guard lk(g.mu);
-    if (g.init_count == 0) {
-        g.default_engine = asock::c_api::platform::acquire_default_engine();
-        if (g.default_engine == nullptr) {
-            return 1;
-        }
+    if (g.init_count == 0 && !asock::c_api::platform_start(g)) {
+        return 1;
     }
     ++g.init_count;
     return 0;
@@ -308,14 +360,13 @@ ASOCK_C_API void platform_deinit(void)
         if (g.init_count == 0) {
             return;
         }
-        if (--g.init_count == 0) {
-            release = g.default_engine;
-            g.default_engine = nullptr;
+        if (--g.init_count != 0) {
+            return;
         }
+        release = g.default_engine;
+        g.default_engine = nullptr;
     }
-    if (release != nullptr) {
-        release->dec_ref();
-    }
+    asock::c_api::platform_stop(release);
 }
 
 // ---- execution engine ------------------------------------------------------------
@@ -329,10 +380,20 @@ ASOCK_C_API EXECUTION_ENGINE_HANDLE execution_engine_create(const EXECUTION_ENGI
     if (p.max_thread_count != 0 && p.max_thread_count < p.min_thread_count) {
         return nullptr;
     }
+#if defined(_WIN32)
+    // The thread pool's own minimum and maximum (SetThreadpoolThreadMinimum /
+    // Maximum); the pool grows between them as work arrives.
+    asock::win32::engine_options options;
+    options.threads = 0;
+    options.min_threads = static_cast<unsigned>(p.min_thread_count);
+    options.max_threads = static_cast<unsigned>(p.max_thread_count);
+    return asock::c_api::to_handle(asock::c_api::engine_type::create(options));
+#else
     // A fixed pool: the minimum is what the engine starts (at least one thread,
     // since C callers cannot run the loop themselves).
     const unsigned threads = p.min_thread_count == 0 ? 1u : static_cast<unsigned>(p.min_thread_count);
     return asock::c_api::to_handle(asock::c_api::engine_type::create(asock::linux_epoll::engine_options{threads}));
+#endif
 }
 
 ASOCK_C_API void execution_engine_dec_ref(EXECUTION_ENGINE_HANDLE execution_engine)
@@ -360,10 +421,19 @@ ASOCK_C_API ASYNC_SOCKET_HANDLE async_socket_create_with_transport(EXECUTION_ENG
                                                                    ON_ASYNC_SOCKET_SEND on_send, void* on_send_context,
                                                                    ON_ASYNC_SOCKET_RECV on_recv, void* on_recv_context)
 {
+#if defined(_WIN32)
+    (void)execution_engine;
+    (void)on_send;
+    (void)on_send_context;
+    (void)on_recv;
+    (void)on_recv_context;
+    return nullptr; // WIN32 04_001: custom transports are not available on Windows
+#else
     if (on_send == nullptr || on_recv == nullptr) {
         return nullptr; // 04_002, 04_003
     }
     return asock::c_api::create_socket(execution_engine, on_send, on_send_context, on_recv, on_recv_context);
+#endif
 }
 
 ASOCK_C_API void async_socket_destroy(ASYNC_SOCKET_HANDLE async_socket)
@@ -380,13 +450,24 @@ ASOCK_C_API int async_socket_open_async(ASYNC_SOCKET_HANDLE async_socket, SOCKET
     if (async_socket == nullptr || socket_transport == nullptr || on_open_complete == nullptr) {
         return 1;
     }
-    const SOCKET_HANDLE handle = socket_transport_get_underlying_socket(socket_transport);
-    if (handle == INVALID_SOCKET) {
+    const asock::c_api::native_handle handle =
+        asock::c_api::to_native(socket_transport_get_underlying_socket(socket_transport));
+    if (handle == asock::c_api::platform::invalid_handle) {
         return 1;
     }
     const asock::basic_handle_owner<asock::c_api::native_handle> owner{
         socket_transport, &asock::c_api::owner_disconnect, &asock::c_api::owner_destroy};
-    if (async_socket->socket.open(static_cast<asock::c_api::native_handle>(handle), owner) != asock::open_result::ok) {
+#if defined(_WIN32)
+    // The transport keeps its socket non-blocking for its own calls; the
+    // threadpool IO gets it in blocking mode (socket_transport_win32.hpp).
+    if (!asock::c_api::transport::set_nonblocking(handle, false)) {
+        return 1;
+    }
+#endif
+    if (async_socket->socket.open(handle, owner) != asock::open_result::ok) {
+#if defined(_WIN32)
+        asock::c_api::transport::set_nonblocking(handle, true);
+#endif
         return 1; // already OPEN / OPENING, closed, or refused: the transport stays the caller's
     }
     on_open_complete(on_open_complete_context, ASYNC_SOCKET_OPEN_OK);
@@ -465,6 +546,13 @@ ASOCK_C_API int async_socket_notify_io_async(ASYNC_SOCKET_HANDLE async_socket, A
                                              ON_ASYNC_SOCKET_NOTIFY_IO_COMPLETE on_notify_io_complete,
                                              void* on_notify_io_complete_context)
 {
+#if defined(_WIN32)
+    (void)async_socket;
+    (void)io_type;
+    (void)on_notify_io_complete;
+    (void)on_notify_io_complete_context;
+    return 1; // WIN32 04_002: readiness notifications do not exist on Windows
+#else
     using namespace asock::c_api;
     if (async_socket == nullptr || on_notify_io_complete == nullptr) {
         return 1;
@@ -490,6 +578,7 @@ ASOCK_C_API int async_socket_notify_io_async(ASYNC_SOCKET_HANDLE async_socket, A
         return 1;
     }
     return 0;
+#endif
 }
 
 } // extern "C"
