@@ -19,7 +19,9 @@
 
 /* A mutex and a condition variable: the callbacks run on the engine's threads. */
 #ifdef _WIN32
+#ifndef WIN32_LEAN_AND_MEAN
 #define WIN32_LEAN_AND_MEAN
+#endif
 #include <windows.h>
 typedef SRWLOCK MUTEX;
 typedef CONDITION_VARIABLE COND;

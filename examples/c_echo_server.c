@@ -20,7 +20,9 @@
 
 /* A mutex and a condition variable: the callbacks run on the engine's threads. */
 #ifdef _WIN32
+#ifndef WIN32_LEAN_AND_MEAN
 #define WIN32_LEAN_AND_MEAN
+#endif
 #include <windows.h>
 static SRWLOCK g_lock = SRWLOCK_INIT;
 static CONDITION_VARIABLE g_changed = CONDITION_VARIABLE_INIT;
