@@ -12,6 +12,7 @@
 //   or poll() (single-threaded servers, benchmarks, deterministic tests).
 #pragma once
 
+#include <asock/detail/engine_support.hpp>
 #include <asock/detail/operation.hpp>
 #include <asock/linux/epoll_socket_core.hpp>
 #include <asock/linux/epoll_sys.hpp>
@@ -71,37 +72,21 @@ public:
     /// last reference goes. Returns a new reference.
     static basic_epoll_engine* acquire_default() noexcept
     {
-        std::lock_guard lk(default_mutex());
-        basic_epoll_engine*& d = default_engine();
-        if (d != nullptr) {
-            std::uint32_t r = d->refs_.load(std::memory_order_acquire);
-            while (r != 0) {
-                if (d->refs_.compare_exchange_weak(r, r + 1, std::memory_order_acq_rel)) {
-                    return d;
-                }
-            }
-        }
-        d = create(engine_options{1});
-        return d;
+        return asock::detail::default_engine_slot<basic_epoll_engine>::acquire([] { return create(engine_options{1}); });
     }
 
-    void inc_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+    void inc_ref() noexcept { refs_.add(); }
 
     void dec_ref() noexcept
     {
-        if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) {
+        if (!refs_.release()) {
             return;
         }
-        {
-            std::lock_guard lk(default_mutex());
-            if (default_engine() == this) {
-                default_engine() = nullptr;
-            }
-        }
+        asock::detail::default_engine_slot<basic_epoll_engine>::forget(this);
         if (is_loop_thread()) {
             // The last reference went on one of our own threads (a callback
             // dropped it). That thread cannot join itself: let another do it.
-            std::thread([this] { destroy_now(); }).detach();
+            asock::detail::destroy_on_another_thread([this] { destroy_now(); });
             return;
         }
         if (running_in_this_thread()) {
@@ -114,7 +99,8 @@ public:
         destroy_now();
     }
 
-    std::uint32_t use_count() const noexcept { return refs_.load(std::memory_order_relaxed); }
+    std::uint32_t use_count() const noexcept { return refs_.count(); }
+    asock::detail::engine_refs& refs() noexcept { return refs_; }
     unsigned thread_count() const noexcept { return static_cast<unsigned>(threads_.size()); }
     int epoll_fd() const noexcept { return epfd_; }
 
@@ -197,40 +183,11 @@ public:
     // ---- socket cores ----------------------------------------------------------
 
     /// Takes a core from the pool (one allocation per 64 sockets at most).
-    core_type* acquire_core() noexcept
-    {
-        std::lock_guard lk(pool_mu_);
-        if (free_cores_ == nullptr) {
-            constexpr std::size_t chunk = 64;
-            std::unique_ptr<core_type[]> block(new (std::nothrow) core_type[chunk]);
-            if (!block) {
-                return nullptr;
-            }
-            try {
-                chunks_.push_back(std::move(block));
-            } catch (...) {
-                return nullptr;
-            }
-            core_type* cores = chunks_.back().get();
-            for (std::size_t i = 0; i < chunk; ++i) {
-                cores[i].next_free = free_cores_;
-                free_cores_ = &cores[i];
-            }
-        }
-        core_type* c = free_cores_;
-        free_cores_ = c->next_free;
-        c->next_free = nullptr;
-        return c;
-    }
+    core_type* acquire_core() noexcept { return cores_.acquire(); }
 
     /// Returns a detached core to the pool. Its memory stays valid until the
     /// engine is destroyed, which is what makes stale epoll events harmless.
-    void release_core(core_type* c) noexcept
-    {
-        std::lock_guard lk(pool_mu_);
-        c->next_free = free_cores_;
-        free_cores_ = c;
-    }
+    void release_core(core_type* c) noexcept { cores_.release(c); }
 
 private:
     basic_epoll_engine() = default;
@@ -389,18 +346,7 @@ private:
         return n;
     }
 
-    static std::mutex& default_mutex() noexcept
-    {
-        static std::mutex m;
-        return m;
-    }
-    static basic_epoll_engine*& default_engine() noexcept
-    {
-        static basic_epoll_engine* e = nullptr;
-        return e;
-    }
-
-    std::atomic<std::uint32_t> refs_{1};
+    asock::detail::engine_refs refs_;
     int epfd_ = -1;
     int evfd_ = -1;
     std::atomic<bool> stop_{false};
@@ -413,9 +359,7 @@ private:
     bool wake_pending_ = false;
     std::atomic<bool> has_posted_{false};
 
-    std::mutex pool_mu_;
-    core_type* free_cores_ = nullptr;
-    std::vector<std::unique_ptr<core_type[]>> chunks_;
+    asock::detail::core_pool<core_type> cores_;
 };
 
 } // namespace asock::linux_epoll

@@ -12,6 +12,7 @@
 // exist only so that code written for both platforms compiles; they do nothing.
 #pragma once
 
+#include <asock/detail/engine_support.hpp>
 #include <asock/detail/operation.hpp>
 #include <asock/win32/threadpool_socket_core.hpp>
 #include <asock/win32/win32_api.hpp>
@@ -69,48 +70,28 @@ public:
     /// this for async_socket::on_default_engine, as on Linux.
     static basic_threadpool_engine* acquire_default() noexcept
     {
-        std::lock_guard lk(default_mutex());
-        basic_threadpool_engine*& d = default_engine();
-        if (d != nullptr) {
-            std::uint32_t r = d->refs_.load(std::memory_order_acquire);
-            while (r != 0) {
-                if (d->refs_.compare_exchange_weak(r, r + 1, std::memory_order_acq_rel)) {
-                    return d;
-                }
-            }
-        }
-        d = create(engine_options{});
-        return d;
+        return asock::detail::default_engine_slot<basic_threadpool_engine>::acquire([] { return create(engine_options{}); });
     }
 
-    void inc_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+    void inc_ref() noexcept { refs_.add(); }
 
     void dec_ref() noexcept
     {
-        if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) {
+        if (!refs_.release()) {
             return;
         }
-        {
-            std::lock_guard lk(default_mutex());
-            if (default_engine() == this) {
-                default_engine() = nullptr;
-            }
-        }
+        asock::detail::default_engine_slot<basic_threadpool_engine>::forget(this);
         if (running_in_this_thread()) {
             // The last reference went inside one of our own callbacks, which
             // cannot wait for itself to return: let another thread do it.
-            try {
-                std::thread([this] { destroy_now(); }).detach();
-            } catch (...) {
-                // No thread to be had: the engine is leaked rather than
-                // destroyed under its own callback.
-            }
+            asock::detail::destroy_on_another_thread([this] { destroy_now(); });
             return;
         }
         destroy_now();
     }
 
-    std::uint32_t use_count() const noexcept { return refs_.load(std::memory_order_relaxed); }
+    std::uint32_t use_count() const noexcept { return refs_.count(); }
+    asock::detail::engine_refs& refs() noexcept { return refs_; }
 
     /// The pool's minimum thread count (at least 1): never 0, so generic code
     /// (sync_wait(engine, ...)) never tries to run a loop on the caller's thread.
@@ -149,31 +130,7 @@ public:
     // ---- socket cores ----------------------------------------------------------
 
     /// Takes a core from the pool (one allocation per 64 sockets at most).
-    core_type* acquire_core() noexcept
-    {
-        std::lock_guard lk(pool_mu_);
-        if (free_cores_ == nullptr) {
-            constexpr std::size_t chunk = 64;
-            std::unique_ptr<core_type[]> block(new (std::nothrow) core_type[chunk]);
-            if (!block) {
-                return nullptr;
-            }
-            try {
-                chunks_.push_back(std::move(block));
-            } catch (...) {
-                return nullptr;
-            }
-            core_type* cores = chunks_.back().get();
-            for (std::size_t i = 0; i < chunk; ++i) {
-                cores[i].next_free = free_cores_;
-                free_cores_ = &cores[i];
-            }
-        }
-        core_type* c = free_cores_;
-        free_cores_ = c->next_free;
-        c->next_free = nullptr;
-        return c;
-    }
+    core_type* acquire_core() noexcept { return cores_.acquire(); }
 
     /// Returns a detached core to the pool; a core whose close is still
     /// finishing on the engine returns itself later (recycle_core).
@@ -186,12 +143,7 @@ public:
 
     /// Puts a core back on the free list. Its memory stays valid until the
     /// engine is destroyed.
-    void recycle_core(core_type* c) noexcept
-    {
-        std::lock_guard lk(pool_mu_);
-        c->next_free = free_cores_;
-        free_cores_ = c;
-    }
+    void recycle_core(core_type* c) noexcept { cores_.release(c); }
 
     /// Marks the current thread as running one of this engine's callbacks, and
     /// keeps the engine from being freed until the callback has left its code.
@@ -291,18 +243,7 @@ private:
         }
     }
 
-    static std::mutex& default_mutex() noexcept
-    {
-        static std::mutex m;
-        return m;
-    }
-    static basic_threadpool_engine*& default_engine() noexcept
-    {
-        static basic_threadpool_engine* e = nullptr;
-        return e;
-    }
-
-    std::atomic<std::uint32_t> refs_{1};
+    asock::detail::engine_refs refs_;
     std::atomic<std::uint32_t> active_{0};
     unsigned threads_ = 1;
     bool wsa_started_ = false;
@@ -315,9 +256,7 @@ private:
     work_item* post_head_ = nullptr;
     work_item* post_tail_ = nullptr;
 
-    std::mutex pool_mu_;
-    core_type* free_cores_ = nullptr;
-    std::vector<std::unique_ptr<core_type[]>> chunks_;
+    asock::detail::core_pool<core_type> cores_;
 };
 
 } // namespace asock::win32
