@@ -12,8 +12,9 @@
 // buffer array (the spec lets the caller reuse that array as soon as the call
 // returns). The record is freed just before its C callback is called.
 //
-// Platforms: Linux (the epoll backend, socket_transport_posix.hpp) and Windows
-// (the threadpool-IO backend, socket_transport_win32.hpp). Where the two
+// Platforms: Linux (the epoll backend) and Windows (the threadpool-IO
+// backend); the socket transport (detail/socket_transport.hpp) sits on
+// socket_transport_posix.hpp or socket_transport_win32.hpp. Where the two
 // specifications differ, each platform keeps its own (spec README, item 3 and
 // 8): on Windows a NULL execution engine is refused (01_002), custom
 // transports are not available (04_001) and notify_io_async always fails
@@ -40,13 +41,12 @@
 
 #if defined(_WIN32)
 #include <asock/win32/win32_platform.hpp>
-#include <asock/c/detail/socket_transport_win32.hpp>
 #elif defined(__linux__)
 #include <asock/linux/epoll_platform.hpp>
-#include <asock/c/detail/socket_transport_posix.hpp>
 #else
 #error "asock C API: no backend for this platform (Linux epoll and Windows threadpool IO exist)"
 #endif
+#include <asock/c/detail/socket_transport.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -460,13 +460,13 @@ ASOCK_C_API int async_socket_open_async(ASYNC_SOCKET_HANDLE async_socket, SOCKET
 #if defined(_WIN32)
     // The transport keeps its socket non-blocking for its own calls; the
     // threadpool IO gets it in blocking mode (socket_transport_win32.hpp).
-    if (!asock::c_api::transport::set_nonblocking(handle, false)) {
+    if (!asock::c_api::transport::os::set_nonblocking(handle, false)) {
         return 1;
     }
 #endif
     if (async_socket->socket.open(handle, owner) != asock::open_result::ok) {
 #if defined(_WIN32)
-        asock::c_api::transport::set_nonblocking(handle, true);
+        asock::c_api::transport::os::set_nonblocking(handle, true);
 #endif
         return 1; // already OPEN / OPENING, closed, or refused: the transport stays the caller's
     }

@@ -1,31 +1,22 @@
-// asock/c/detail/socket_transport_posix.hpp: the socket transport of asock's
-// C API over POSIX TCP sockets. Part of implementation.hpp; include that.
+// asock/c/detail/socket_transport_posix.hpp: the OS layer of the C API's
+// socket transport over POSIX (Linux) TCP sockets. Part of
+// socket_transport.hpp, which holds the logic and includes this; include
+// implementation.hpp.
 //
-// Every descriptor a transport holds is non-blocking (the async socket and the
-// transport's own calls never block in the kernel); the transport's send
-// waits for writability with poll() unless MSG_DONTWAIT is passed, its receive
-// never waits, and accept / connect wait at most their timeout.
-//
-// Concurrency: send, receive, accept and the queries may run concurrently on
-// one transport; disconnect may run at any time, wakes a send or accept that
-// is waiting, and closes the descriptor once they have left. connect, listen
-// and destroy must not race with other calls on the same transport.
+// - Sockets are created non-blocking and close-on-exec in one call
+//   (SOCK_NONBLOCK | SOCK_CLOEXEC, also for accept4), so no other thread's
+//   fork + exec can inherit one half set up.
+// - Waits use poll(). shutdown() wakes a poll() on any socket, a listening one
+//   included, so the waits here need not watch the transport's `closing` flag:
+//   a disconnect's shutdown ends them and the next call reports why.
+// - send passes MSG_NOSIGNAL (a vanished peer gives EPIPE, not SIGPIPE) and
+//   MSG_DONTWAIT (the transport waits with poll() itself, or not at all when
+//   the caller passed MSG_DONTWAIT).
 #pragma once
 
-#include <asock/c/socket_transport.h>
-
-#include <algorithm>
-#include <atomic>
-#include <cerrno>
-#include <chrono>
-#include <cstdint>
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <limits>
-#include <mutex>
-#include <new>
-#include <shared_mutex>
+#ifndef ASOCK_C_SOCKET_TRANSPORT_OS_LAYER
+#error "include asock/c/implementation.hpp (socket_transport_posix.hpp is part of detail/socket_transport.hpp)"
+#endif
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -38,38 +29,62 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-struct SOCKET_TRANSPORT_TAG {
-    explicit SOCKET_TRANSPORT_TAG(SOCKET_TYPE t, int descriptor = -1) noexcept : type(t), fd(descriptor) {}
+#include <cerrno>
 
-    const SOCKET_TYPE type;
-    std::atomic<int> fd; ///< -1: no socket. Changed under `io` held exclusively.
-    /// Held shared by every call that uses the descriptor, exclusively to
-    /// install or retire it, so a descriptor is never closed under a user.
-    std::shared_mutex io;
-    std::mutex disconnect_mu; ///< Serialises disconnects.
+namespace asock::c_api::transport::os {
+
+using native_socket = int;
+inline constexpr native_socket invalid_socket = -1;
+
+/// POSIX has no socket library to start.
+struct library_ref {
+    bool ok() const noexcept { return true; }
 };
 
-namespace asock::c_api::transport {
+inline native_socket to_socket(SOCKET_HANDLE h) noexcept { return h < 0 ? invalid_socket : h; }
+inline SOCKET_HANDLE to_socket_handle(native_socket s) noexcept { return s; }
 
-using clock = std::chrono::steady_clock;
+inline void close_socket(native_socket s) noexcept { ::close(s); }
+inline void shutdown_both(native_socket s) noexcept { ::shutdown(s, SHUT_RDWR); }
 
-inline constexpr int max_iov = 64;
-
-inline void set_nodelay(int fd) noexcept
+inline void set_nodelay(native_socket s) noexcept
 {
     int one = 1;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    ::setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
-inline bool set_nonblocking(int fd) noexcept
+inline bool set_nonblocking(native_socket s) noexcept
 {
-    const int flags = ::fcntl(fd, F_GETFL, 0);
-    return flags >= 0 && ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0;
+    const int flags = ::fcntl(s, F_GETFL, 0);
+    return flags >= 0 && ::fcntl(s, F_SETFL, flags | O_NONBLOCK) == 0;
 }
 
-/// Milliseconds left until `deadline`, for poll().
+inline bool is_socket(native_socket s) noexcept
+{
+    int type = 0;
+    socklen_t len = sizeof type;
+    return ::getsockopt(s, SOL_SOCKET, SO_TYPE, &type, &len) == 0;
+}
+
+inline bool is_listening(native_socket s) noexcept
+{
+    int listening = 0;
+    socklen_t len = sizeof listening;
+    return ::getsockopt(s, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening != 0;
+}
+
+/// A new socket: non-blocking, close-on-exec.
+inline native_socket open_socket(int family, int socktype, int protocol) noexcept
+{
+    return ::socket(family, socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
+}
+
+/// Milliseconds left until `deadline` for poll(); -1 (no limit) for no_deadline.
 inline int remaining_ms(clock::time_point deadline) noexcept
 {
+    if (deadline == no_deadline) {
+        return -1;
+    }
     const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - clock::now()).count();
     if (left <= 0) {
         return 0;
@@ -77,524 +92,166 @@ inline int remaining_ms(clock::time_point deadline) noexcept
     return left > std::numeric_limits<int>::max() ? std::numeric_limits<int>::max() : static_cast<int>(left);
 }
 
-/// poll() for `events` until `deadline`; EINTR restarts with the time left.
-/// Returns the revents, or 0 on timeout.
-inline short wait_for(int fd, short events, clock::time_point deadline) noexcept
+/// poll() `s` for `event` until `deadline`; EINTR restarts with the time left.
+/// `ready` only when the event itself is reported; an error or hang-up alone
+/// is `failed`. Never `closing` (see the top of this file).
+inline wait_status wait_for(const std::atomic<bool>& /*closing*/, native_socket s, wait_event event,
+                            clock::time_point deadline) noexcept
 {
+    const short wanted = event == wait_event::readable ? POLLIN : POLLOUT;
     for (;;) {
-        pollfd p{fd, events, 0};
+        pollfd p{s, wanted, 0};
         const int r = ::poll(&p, 1, remaining_ms(deadline));
         if (r > 0) {
-            return p.revents;
+            return (p.revents & wanted) != 0 ? wait_status::ready : wait_status::failed;
         }
-        if (r == 0 || errno != EINTR) {
-            return 0;
+        if (r == 0) {
+            return wait_status::timed_out;
         }
-    }
-}
-
-/// poll() for `events` with no time limit.
-inline short wait_for(int fd, short events) noexcept
-{
-    for (;;) {
-        pollfd p{fd, events, 0};
-        const int r = ::poll(&p, 1, -1);
-        if (r > 0) {
-            return p.revents;
-        }
-        if (r < 0 && errno != EINTR) {
-            return POLLERR;
+        if (errno != EINTR) {
+            return wait_status::failed;
         }
     }
 }
 
-inline clock::time_point deadline_after(std::uint32_t ms) noexcept
+inline connect_status start_connect(native_socket s, const addrinfo& ai) noexcept
 {
-    return clock::now() + std::chrono::milliseconds(ms);
-}
-
-/// Installs `fd` as the transport's descriptor. Returns false (and leaves
-/// `fd` to the caller) when the transport already has one.
-inline bool install(SOCKET_TRANSPORT_TAG& t, int fd) noexcept
-{
-    std::unique_lock lk(t.io);
-    int expected = -1;
-    return t.fd.compare_exchange_strong(expected, fd, std::memory_order_acq_rel);
-}
-
-struct addrinfo_list {
-    addrinfo* head = nullptr;
-    addrinfo_list() = default;
-    addrinfo_list(const addrinfo_list&) = delete;
-    addrinfo_list& operator=(const addrinfo_list&) = delete;
-    ~addrinfo_list()
-    {
-        if (head != nullptr) {
-            ::freeaddrinfo(head);
-        }
-    }
-};
-
-inline bool resolve(const char* host, std::uint16_t port, bool passive, addrinfo_list& out) noexcept
-{
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
-    char service[8];
-    std::snprintf(service, sizeof service, "%u", static_cast<unsigned>(port));
-    return ::getaddrinfo(host, service, &hints, &out.head) == 0;
-}
-
-/// One non-blocking connect attempt to `ai`, waiting until `deadline`.
-/// Returns the connected descriptor or -1.
-inline int connect_one(const addrinfo& ai, clock::time_point deadline) noexcept
-{
-    const int fd = ::socket(ai.ai_family, ai.ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai.ai_protocol);
-    if (fd < 0) {
-        return -1;
-    }
     int rc;
     do {
-        rc = ::connect(fd, ai.ai_addr, ai.ai_addrlen);
+        rc = ::connect(s, ai.ai_addr, ai.ai_addrlen);
     } while (rc != 0 && errno == EINTR);
-    if (rc != 0) {
-        if (errno != EINPROGRESS || wait_for(fd, POLLOUT, deadline) == 0) {
-            ::close(fd);
-            return -1;
-        }
-        int err = 0;
-        socklen_t len = sizeof err;
-        if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
-            ::close(fd);
-            return -1;
-        }
+    if (rc == 0) {
+        return connect_status::connected;
     }
-    set_nodelay(fd);
-    return fd;
+    return errno == EINPROGRESS ? connect_status::pending : connect_status::failed;
 }
 
-inline int listen_on(SOCKET_TRANSPORT_TAG* t, const char* address, std::uint16_t port) noexcept
+/// After a pending connect's socket became writable: whether it connected.
+inline bool connect_succeeded(native_socket s) noexcept
 {
-    if (t == nullptr || t->type != SOCKET_BINDING || t->fd.load(std::memory_order_acquire) >= 0) {
-        return 1;
-    }
-    addrinfo_list addrs;
-    sockaddr_in any{};
-    addrinfo fallback{};
-    const addrinfo* first;
-    if (address == nullptr) {
-        any.sin_family = AF_INET;
-        any.sin_port = htons(port);
-        any.sin_addr.s_addr = htonl(INADDR_ANY);
-        fallback.ai_family = AF_INET;
-        fallback.ai_socktype = SOCK_STREAM;
-        fallback.ai_addr = reinterpret_cast<sockaddr*>(&any);
-        fallback.ai_addrlen = sizeof any;
-        first = &fallback;
-    } else {
-        if (!resolve(address, port, true, addrs)) {
-            return 1;
-        }
-        first = addrs.head;
-    }
-    for (const addrinfo* ai = first; ai != nullptr; ai = ai->ai_next) {
-        const int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
-        if (fd < 0) {
-            continue;
-        }
-        int one = 1;
-        ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (::bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || ::listen(fd, SOMAXCONN) != 0 || !install(*t, fd)) {
-            ::close(fd);
-            continue;
-        }
-        return 0;
-    }
-    return 1;
+    int err = 0;
+    socklen_t len = sizeof err;
+    return ::getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0;
 }
 
-/// Sums a SOCKET_BUFFER array; false when it is not a valid payload.
-inline bool payload_total(const SOCKET_BUFFER* payload, std::uint32_t count, std::uint32_t& total) noexcept
+inline bool bind_and_listen(native_socket s, const addrinfo& ai) noexcept
 {
-    if (payload == nullptr || count == 0) {
-        return false;
-    }
-    std::uint64_t sum = 0;
-    for (std::uint32_t i = 0; i < count; ++i) {
-        if (payload[i].buffer == nullptr && payload[i].length != 0) {
-            return false;
-        }
-        sum += payload[i].length;
-    }
-    if (sum > std::numeric_limits<std::uint32_t>::max()) {
-        return false;
-    }
-    total = static_cast<std::uint32_t>(sum);
-    return true;
+    // Lets a restarted server bind its port while the old connections linger
+    // in TIME_WAIT (Linux refuses that without it).
+    int one = 1;
+    ::setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    return ::bind(s, ai.ai_addr, ai.ai_addrlen) == 0 && ::listen(s, SOMAXCONN) == 0;
 }
 
-/// Fills `iov` with the bytes of `payload` from byte `skip` on; returns the entry count.
-inline int gather(const SOCKET_BUFFER* payload, std::uint32_t count, std::uint32_t skip, iovec (&iov)[max_iov]) noexcept
+inline accept_status accept_one(native_socket listener, native_socket& accepted) noexcept
 {
-    int n = 0;
-    for (std::uint32_t i = 0; i < count && n < max_iov; ++i) {
-        if (skip >= payload[i].length) {
-            skip -= payload[i].length;
-            continue;
-        }
-        iov[n].iov_base = payload[i].buffer + skip;
-        iov[n].iov_len = payload[i].length - skip;
-        skip = 0;
-        ++n;
+    accepted = ::accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (accepted >= 0) {
+        return accept_status::accepted;
     }
-    return n;
+    accepted = invalid_socket;
+    const int e = errno;
+    if (e == EINTR || e == ECONNABORTED || e == EPROTO) {
+        return accept_status::retry; // interrupted, or the client gave up before we accepted
+    }
+    if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+        return accept_status::exhausted;
+    }
+    return e == EAGAIN || e == EWOULDBLOCK ? accept_status::would_block : accept_status::failed;
 }
+
+// ---- send and receive -------------------------------------------------------
+
+using io_buffer = iovec;
+
+inline void point(io_buffer& b, unsigned char* data, std::uint32_t length) noexcept
+{
+    b.iov_base = data;
+    b.iov_len = length;
+}
+
+/// With MSG_DONTWAIT a send returns as soon as the socket takes no more.
+inline bool send_returns_when_full(std::uint32_t flags) noexcept { return (flags & MSG_DONTWAIT) != 0; }
 
 inline bool is_connection_gone(int e) noexcept
 {
     return e == EPIPE || e == ECONNRESET || e == ENOTCONN || e == ESHUTDOWN || e == ECONNABORTED;
 }
 
-} // namespace asock::c_api::transport
-
-extern "C" {
-
-ASOCK_C_API SOCKET_TRANSPORT_HANDLE socket_transport_create_client(void)
+/// would_block, gone or failed for the error `e` of a send or receive (errno keeps it).
+inline io_status classify(int e) noexcept
 {
-    return new (std::nothrow) SOCKET_TRANSPORT_TAG(SOCKET_CLIENT);
-}
-
-ASOCK_C_API SOCKET_TRANSPORT_HANDLE socket_transport_create_server(void)
-{
-    return new (std::nothrow) SOCKET_TRANSPORT_TAG(SOCKET_BINDING);
-}
-
-ASOCK_C_API SOCKET_TRANSPORT_HANDLE socket_transport_create_from_socket(SOCKET_HANDLE socket_handle)
-{
-    if (socket_handle < 0) {
-        return nullptr;
-    }
-    int type = 0;
-    socklen_t len = sizeof type;
-    if (::getsockopt(socket_handle, SOL_SOCKET, SO_TYPE, &type, &len) != 0) {
-        return nullptr; // not a socket: ownership not taken
-    }
-    int listening = 0;
-    len = sizeof listening;
-    if (::getsockopt(socket_handle, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0) {
-        listening = 0;
-    }
-    if (!asock::c_api::transport::set_nonblocking(socket_handle)) {
-        return nullptr;
-    }
-    return new (std::nothrow) SOCKET_TRANSPORT_TAG(listening != 0 ? SOCKET_BINDING : SOCKET_CLIENT, socket_handle);
-}
-
-ASOCK_C_API void socket_transport_disconnect(SOCKET_TRANSPORT_HANDLE socket_transport)
-{
-    if (socket_transport == nullptr) {
-        return;
-    }
-    std::lock_guard dl(socket_transport->disconnect_mu);
-    const int fd = socket_transport->fd.load(std::memory_order_acquire);
-    if (fd < 0) {
-        return;
-    }
-    ::shutdown(fd, SHUT_RDWR); // wakes a send or accept waiting in poll()
-    {
-        std::unique_lock lk(socket_transport->io);
-        socket_transport->fd.store(-1, std::memory_order_release);
-    }
-    ::close(fd);
-}
-
-ASOCK_C_API void socket_transport_destroy(SOCKET_TRANSPORT_HANDLE socket_transport)
-{
-    if (socket_transport == nullptr) {
-        return;
-    }
-    socket_transport_disconnect(socket_transport);
-    delete socket_transport;
-}
-
-ASOCK_C_API int socket_transport_connect(SOCKET_TRANSPORT_HANDLE socket_transport, const char* hostname, uint16_t port,
-                                         uint32_t connection_timeout_ms)
-{
-    namespace tr = asock::c_api::transport;
-    if (socket_transport == nullptr || hostname == nullptr || socket_transport->type != SOCKET_CLIENT ||
-        socket_transport->fd.load(std::memory_order_acquire) >= 0) {
-        return 1;
-    }
-    tr::addrinfo_list addrs;
-    if (!tr::resolve(hostname, port, false, addrs)) {
-        return 1;
-    }
-    const auto deadline = tr::deadline_after(connection_timeout_ms);
-    for (const addrinfo* ai = addrs.head; ai != nullptr; ai = ai->ai_next) {
-        const int fd = tr::connect_one(*ai, deadline);
-        if (fd < 0) {
-            continue;
-        }
-        if (!tr::install(*socket_transport, fd)) {
-            ::close(fd);
-            return 1;
-        }
-        return 0;
-    }
-    return 1;
-}
-
-ASOCK_C_API int socket_transport_listen(SOCKET_TRANSPORT_HANDLE socket_transport, uint16_t port)
-{
-    return asock::c_api::transport::listen_on(socket_transport, nullptr, port);
-}
-
-ASOCK_C_API int socket_transport_listen_on(SOCKET_TRANSPORT_HANDLE socket_transport, const char* address, uint16_t port)
-{
-    return asock::c_api::transport::listen_on(socket_transport, address, port);
-}
-
-ASOCK_C_API SOCKET_ACCEPT_RESULT socket_transport_accept(SOCKET_TRANSPORT_HANDLE socket_transport,
-                                                         SOCKET_TRANSPORT_HANDLE* accepted_socket,
-                                                         uint32_t connection_timeout_ms)
-{
-    namespace tr = asock::c_api::transport;
-    if (accepted_socket != nullptr) {
-        *accepted_socket = nullptr;
-    }
-    if (socket_transport == nullptr || accepted_socket == nullptr || socket_transport->type != SOCKET_BINDING) {
-        return SOCKET_ACCEPT_ERROR;
-    }
-    std::shared_lock lk(socket_transport->io);
-    const int listener = socket_transport->fd.load(std::memory_order_acquire);
-    if (listener < 0) {
-        return SOCKET_ACCEPT_ERROR;
-    }
-    const auto deadline = tr::deadline_after(connection_timeout_ms);
-    for (;;) {
-        const int fd = ::accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd >= 0) {
-            tr::set_nodelay(fd);
-            auto* t = new (std::nothrow) SOCKET_TRANSPORT_TAG(SOCKET_CLIENT, fd);
-            if (t == nullptr) {
-                ::close(fd);
-                return SOCKET_ACCEPT_ERROR;
-            }
-            *accepted_socket = t;
-            return SOCKET_ACCEPT_OK;
-        }
-        const int e = errno;
-        if (e == EINTR || e == ECONNABORTED || e == EPROTO) {
-            continue;
-        }
-        if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
-            return SOCKET_ACCEPT_PORT_EXHAUSTION;
-        }
-        if (e != EAGAIN && e != EWOULDBLOCK) {
-            return SOCKET_ACCEPT_ERROR;
-        }
-        const short revents = tr::wait_for(listener, POLLIN, deadline);
-        if (revents == 0) {
-            return SOCKET_ACCEPT_NO_CONNECTION; // nothing arrived in time
-        }
-        if ((revents & POLLIN) == 0) {
-            return SOCKET_ACCEPT_ERROR; // shut down (disconnect) or failed
-        }
-    }
-}
-
-ASOCK_C_API SOCKET_SEND_RESULT socket_transport_send(SOCKET_TRANSPORT_HANDLE socket_transport,
-                                                     const SOCKET_BUFFER* payload, uint32_t buffer_count,
-                                                     uint32_t* bytes_sent, uint32_t flags, void* data)
-{
-    namespace tr = asock::c_api::transport;
-    (void)data; // Windows: the OVERLAPPED of an asynchronous send. Unused here.
-    if (bytes_sent != nullptr) {
-        *bytes_sent = 0;
-    }
-    std::uint32_t total = 0;
-    if (socket_transport == nullptr || !tr::payload_total(payload, buffer_count, total)) {
-        return SOCKET_SEND_INVALID_ARG;
-    }
-    std::shared_lock lk(socket_transport->io);
-    const int fd = socket_transport->fd.load(std::memory_order_acquire);
-    if (fd < 0) {
-        return SOCKET_SEND_FAILED;
-    }
-    const bool dont_wait = (flags & MSG_DONTWAIT) != 0;
-    std::uint32_t sent = 0;
-    SOCKET_SEND_RESULT result = SOCKET_SEND_OK;
-    while (sent < total) {
-        iovec iov[tr::max_iov];
-        msghdr msg{};
-        msg.msg_iov = iov;
-        msg.msg_iovlen = static_cast<std::size_t>(tr::gather(payload, buffer_count, sent, iov));
-        const ssize_t n = ::sendmsg(fd, &msg, static_cast<int>(flags) | MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n > 0) {
-            sent += static_cast<std::uint32_t>(n);
-            continue;
-        }
-        const int e = n < 0 ? errno : EIO;
-        if (e == EINTR) {
-            continue;
-        }
-        if (e == EAGAIN || e == EWOULDBLOCK) {
-            if (dont_wait) {
-                break;
-            }
-            tr::wait_for(fd, POLLOUT); // a disconnect wakes it; the next sendmsg reports why
-            continue;
-        }
-        errno = e;
-        result = tr::is_connection_gone(e) ? SOCKET_SEND_SHUTDOWN : SOCKET_SEND_ERROR;
-        break;
-    }
-    if (bytes_sent != nullptr) {
-        *bytes_sent = sent;
-    }
-    return result;
-}
-
-ASOCK_C_API SOCKET_RECEIVE_RESULT socket_transport_receive(SOCKET_TRANSPORT_HANDLE socket_transport,
-                                                           SOCKET_BUFFER* payload, uint32_t buffer_count,
-                                                           uint32_t* bytes_recv, uint32_t flags, void* data)
-{
-    namespace tr = asock::c_api::transport;
-    (void)data; // Windows: the OVERLAPPED of an asynchronous receive. Unused here.
-    if (bytes_recv != nullptr) {
-        *bytes_recv = 0;
-    }
-    std::uint32_t total = 0;
-    if (socket_transport == nullptr || !tr::payload_total(payload, buffer_count, total) || total == 0) {
-        return SOCKET_RECEIVE_INVALID_ARG;
-    }
-    std::shared_lock lk(socket_transport->io);
-    const int fd = socket_transport->fd.load(std::memory_order_acquire);
-    if (fd < 0) {
-        return SOCKET_RECEIVE_ERROR;
-    }
-    iovec iov[tr::max_iov];
-    msghdr msg{};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = static_cast<std::size_t>(tr::gather(payload, buffer_count, 0, iov));
-    ssize_t n;
-    do {
-        n = ::recvmsg(fd, &msg, static_cast<int>(flags) | MSG_DONTWAIT);
-    } while (n < 0 && errno == EINTR);
-    if (n > 0) {
-        if (bytes_recv != nullptr) {
-            *bytes_recv = static_cast<std::uint32_t>(n);
-        }
-        return SOCKET_RECEIVE_OK;
-    }
-    if (n == 0) {
-        return SOCKET_RECEIVE_SHUTDOWN; // the peer closed its side
-    }
-    const int e = errno;
     if (e == EAGAIN || e == EWOULDBLOCK) {
-        return SOCKET_RECEIVE_WOULD_BLOCK;
+        return io_status::would_block;
     }
-    return tr::is_connection_gone(e) ? SOCKET_RECEIVE_SHUTDOWN : SOCKET_RECEIVE_ERROR;
+    return is_connection_gone(e) ? io_status::gone : io_status::failed;
 }
 
-ASOCK_C_API SOCKET_HANDLE socket_transport_get_underlying_socket(SOCKET_TRANSPORT_HANDLE socket_transport)
+/// Runs `call` (a sendmsg / recvmsg over `bufs`) again while it is
+/// interrupted; a byte count is `done`, a failure is classified.
+template <class Call>
+io_status transfer(io_buffer* bufs, std::uint32_t count, std::uint32_t& n, Call call) noexcept
 {
-    if (socket_transport == nullptr) {
-        return INVALID_SOCKET;
+    msghdr msg{};
+    msg.msg_iov = bufs;
+    msg.msg_iovlen = count;
+    ssize_t r;
+    do {
+        r = call(msg);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0) {
+        return classify(errno);
     }
-    const int fd = socket_transport->fd.load(std::memory_order_acquire);
-    return fd >= 0 ? fd : INVALID_SOCKET;
+    n = static_cast<std::uint32_t>(r);
+    return io_status::done;
 }
 
-ASOCK_C_API bool socket_transport_is_valid_socket(SOCKET_TRANSPORT_HANDLE socket_transport)
+inline io_status send_some(native_socket s, io_buffer* bufs, std::uint32_t count, std::uint32_t flags,
+                           std::uint32_t& n) noexcept
 {
-    return socket_transport != nullptr && socket_transport->fd.load(std::memory_order_acquire) >= 0;
+    const io_status status = transfer(bufs, count, n, [&](const msghdr& msg) {
+        return ::sendmsg(s, &msg, static_cast<int>(flags) | MSG_NOSIGNAL | MSG_DONTWAIT);
+    });
+    if (status == io_status::done && n == 0) {
+        errno = EIO; // took nothing of a non-empty payload without saying why
+        return io_status::failed;
+    }
+    return status;
 }
 
-ASOCK_C_API int socket_transport_get_local_port(SOCKET_TRANSPORT_HANDLE socket_transport, uint16_t* port)
+inline io_status receive_some(native_socket s, io_buffer* bufs, std::uint32_t count, std::uint32_t flags,
+                              std::uint32_t& n) noexcept
 {
-    if (socket_transport == nullptr || port == nullptr) {
-        return 1;
-    }
-    std::shared_lock lk(socket_transport->io);
-    const int fd = socket_transport->fd.load(std::memory_order_acquire);
-    if (fd < 0) {
-        return 1;
-    }
-    sockaddr_storage bound{};
-    socklen_t len = sizeof bound;
-    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len) != 0) {
-        return 1;
-    }
-    if (bound.ss_family == AF_INET) {
-        sockaddr_in v4;
-        std::memcpy(&v4, &bound, sizeof v4);
-        *port = ntohs(v4.sin_port);
-    } else if (bound.ss_family == AF_INET6) {
-        sockaddr_in6 v6;
-        std::memcpy(&v6, &bound, sizeof v6);
-        *port = ntohs(v6.sin6_port);
-    } else {
-        return 1;
-    }
-    return 0;
+    return transfer(bufs, count, n,
+                    [&](msghdr& msg) { return ::recvmsg(s, &msg, static_cast<int>(flags) | MSG_DONTWAIT); });
 }
 
-ASOCK_C_API int socket_transport_get_local_address(SOCKET_TRANSPORT_HANDLE socket_transport,
-                                                   char hostname[MAX_GET_HOST_NAME_LEN],
-                                                   LOCAL_ADDRESS** local_address_list, uint32_t* address_count)
+// ---- local addresses ----------------------------------------------------------
+
+/// Every interface address is listed as getifaddrs() reports it, even when
+/// two interfaces show the same text (a link-local IPv6 address, say).
+inline constexpr bool list_each_address_once = false;
+
+/// Calls `use(for_each_address)` with the addresses of the host's interfaces;
+/// `for_each_address(visit)` calls `visit(const sockaddr&)` for each. Returns
+/// what `use` returns, or false when they cannot be listed.
+template <class Use>
+bool with_local_addresses(const char* /*hostname*/, Use&& use) noexcept
 {
-    if (socket_transport == nullptr || hostname == nullptr || local_address_list == nullptr ||
-        address_count == nullptr) {
-        return 1;
-    }
-    if (::gethostname(hostname, MAX_GET_HOST_NAME_LEN) != 0) {
-        return 1;
-    }
-    hostname[MAX_GET_HOST_NAME_LEN - 1] = '\0';
     ifaddrs* ifs = nullptr;
     if (::getifaddrs(&ifs) != 0) {
-        return 1;
+        return false;
     }
-    std::uint32_t n = 0;
-    for (ifaddrs* i = ifs; i != nullptr; i = i->ifa_next) {
-        if (i->ifa_addr != nullptr && (i->ifa_addr->sa_family == AF_INET || i->ifa_addr->sa_family == AF_INET6)) {
-            ++n;
-        }
-    }
-    auto* list = static_cast<LOCAL_ADDRESS*>(std::malloc(sizeof(LOCAL_ADDRESS) * (n == 0 ? 1 : n)));
-    if (list == nullptr) {
-        ::freeifaddrs(ifs);
-        return 1;
-    }
-    std::uint32_t used = 0;
-    for (ifaddrs* i = ifs; i != nullptr && used < n; i = i->ifa_next) {
-        if (i->ifa_addr == nullptr) {
-            continue;
-        }
-        LOCAL_ADDRESS& a = list[used];
-        if (i->ifa_addr->sa_family == AF_INET) {
-            sockaddr_in v4;
-            std::memcpy(&v4, i->ifa_addr, sizeof v4);
-            if (::inet_ntop(AF_INET, &v4.sin_addr, a.address, sizeof a.address) != nullptr) {
-                a.address_type = ADDRESS_INET;
-                ++used;
-            }
-        } else if (i->ifa_addr->sa_family == AF_INET6) {
-            sockaddr_in6 v6;
-            std::memcpy(&v6, i->ifa_addr, sizeof v6);
-            // Only addresses whose text fits MAX_LOCAL_ADDRESS_LEN are listed.
-            if (::inet_ntop(AF_INET6, &v6.sin6_addr, a.address, sizeof a.address) != nullptr) {
-                a.address_type = ADDRESS_INET_6;
-                ++used;
+    const auto for_each_address = [ifs](auto&& visit) {
+        for (const ifaddrs* i = ifs; i != nullptr; i = i->ifa_next) {
+            if (i->ifa_addr != nullptr) {
+                visit(*i->ifa_addr);
             }
         }
-    }
+    };
+    const bool ok = use(for_each_address);
     ::freeifaddrs(ifs);
-    *local_address_list = list;
-    *address_count = used;
-    return 0;
+    return ok;
 }
 
-} // extern "C"
+} // namespace asock::c_api::transport::os
