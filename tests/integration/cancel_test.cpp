@@ -1,79 +1,36 @@
 // tests/integration/cancel_test.cpp: cancellation of every awaitable (and of
 // the TCP helpers' accept and connect) through std::stop_source, the callback
 // forms' completion rules, and the thread each awaitable resumes on.
-#include "integration_support.hpp"
+//
+// The cancellation of receives and sends is the shared scenarios of
+// tests/support/scenarios.hpp (run on Windows too); notify_io_async, the TCP
+// helpers, inline completions and resumption threads are Linux specifics.
+#include "posix_harness.hpp"
 
 #include <array>
 #include <span>
 #include <stop_token>
 #include <system_error>
 
-
 using asock::notify_io_result;
 using asock::notify_io_type;
 using asock::receive_outcome;
 using asock::receive_result;
 using asock::send_result;
+namespace sc = asock_scenarios;
+using sc::receive_t;
+using sc::send_t;
+using sc::with_threads;
 
 namespace {
-
-std::pair<int, int> make_pair_of(bool tcp) { return tcp ? it::make_tcp_pair() : it::make_socketpair(); }
-
-/// Writes raw bytes into `fd` until the kernel has no room left (no asock
-/// operation in flight); returns how many.
-std::size_t fill_send_buffer(int fd)
-{
-    std::vector<char> junk(64 * 1024, 'j');
-    std::size_t total = 0;
-    for (int i = 0; i < 100000; ++i) {
-        const ssize_t w = ::send(fd, junk.data(), junk.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (w <= 0) {
-            break;
-        }
-        total += static_cast<std::size_t>(w);
-    }
-    return total;
-}
-
-/// The thread a coroutine ran on before and after its one co_await.
-struct threads_seen {
-    std::thread::id before;
-    std::thread::id after;
-};
-
-template <class R>
-struct with_threads {
-    R result{};
-    threads_seen seen;
-};
-
-asock::task<with_threads<receive_outcome>> receive_t(asock::tcp_socket& s, char* buf, std::size_t n,
-                                                     std::stop_token token = {})
-{
-    with_threads<receive_outcome> out;
-    out.seen.before = it::this_thread_id();
-    out.result = co_await s.receive_async(asock::buffer(buf, n), std::move(token));
-    out.seen.after = it::this_thread_id();
-    co_return out;
-}
-
-asock::task<with_threads<send_result>> send_t(asock::tcp_socket& s, const void* data, std::size_t n,
-                                              std::stop_token token = {})
-{
-    with_threads<send_result> out;
-    out.seen.before = it::this_thread_id();
-    out.result = co_await s.send_async(asock::buffer(data, n), std::move(token));
-    out.seen.after = it::this_thread_id();
-    co_return out;
-}
 
 asock::task<with_threads<notify_io_result>> notify_t(asock::tcp_socket& s, notify_io_type type,
                                                      std::stop_token token = {})
 {
     with_threads<notify_io_result> out;
-    out.seen.before = it::this_thread_id();
+    out.before = it::this_thread_id();
     out.result = co_await s.notify_io_async(type, std::move(token));
-    out.seen.after = it::this_thread_id();
+    out.after = it::this_thread_id();
     co_return out;
 }
 
@@ -82,9 +39,9 @@ using accept_result = asock::accept_outcome<asock::default_platform>;
 asock::task<with_threads<accept_result>> accept_t(asock::tcp_listener_t& l, std::stop_token token = {})
 {
     with_threads<accept_result> out;
-    out.seen.before = it::this_thread_id();
+    out.before = it::this_thread_id();
     out.result = co_await l.accept(std::move(token));
-    out.seen.after = it::this_thread_id();
+    out.after = it::this_thread_id();
     co_return out;
 }
 
@@ -100,32 +57,7 @@ TEST_CASE("cancelling a pending receive: cancelled with 0 bytes, and the next re
     CAPTURE(threads, tcp);
     auto engine = asock::make_engine({.threads = threads});
     REQUIRE(engine);
-    auto [fa, fb] = make_pair_of(tcp);
-    asock::tcp_socket a = it::open_socket(*engine, fa);
-    it::raw_peer b(fb);
-
-    std::stop_source src;
-    it::tracker tr;
-    std::optional<with_threads<receive_outcome>> r;
-    char buf[64];
-    std::memset(buf, 0, sizeof buf);
-    it::start(tr, receive_t(a, buf, sizeof buf, src.get_token()), r);
-    REQUIRE(tr.pending() == 1);
-    src.request_stop();
-    if (threads == 0) {
-        // The resumption is posted to the engine: not inside request_stop.
-        CHECK(tr.pending() == 1);
-    }
-    tr.wait(*engine, "cancelled receive");
-    REQUIRE(r.has_value());
-    CHECK(r->result.result == receive_result::cancelled);
-    CHECK(r->result.bytes_received == 0);
-
-    REQUIRE(b.write_all("after the cancel"));
-    const auto next = it::run(*engine, receive_t(a, buf, sizeof buf));
-    REQUIRE(next.result.result == receive_result::ok);
-    CHECK(std::string(buf, next.result.bytes_received) == "after the cancel");
-    it::drain(*engine);
+    it::with_harness(tcp, [&]<class H>() { sc::cancel_pending_receive<H>(*engine); });
 }
 
 TEST_CASE("regression: a receive cancelled while bytes arrive loses no byte", "[integration][regression][cancel]")
@@ -135,70 +67,7 @@ TEST_CASE("regression: a receive cancelled while bytes arrive loses no byte", "[
     CAPTURE(threads, tcp);
     auto engine = asock::make_engine({.threads = threads});
     REQUIRE(engine);
-    auto [fa, fb] = make_pair_of(tcp);
-    asock::tcp_socket a = it::open_socket(*engine, fa);
-    it::raw_peer b(fb);
-
-    // Each round: a receive with a stop token is pending; the peer writes a
-    // chunk, then after a random spin the stop is requested. Depending on how
-    // far the engine got, the receive completes ok (with bytes) or cancelled
-    // (with none, the bytes left for the next receive). Either is right; what
-    // is checked is that no byte is lost or duplicated and no result mixes the two.
-    constexpr int rounds = 1000;
-    auto chunk = [](int round) {
-        it::rng r(static_cast<std::uint64_t>(round) + 7);
-        return it::pattern_string(r.between(1, 3000), 0, static_cast<std::uint32_t>(round));
-    };
-    // The spin adapts so that the stop request keeps landing close to the
-    // moment the engine completes the receive, where a race would show.
-    it::rng spin_rng(threads * 2u + (tcp ? 1u : 0u));
-    unsigned spin = 0;
-    std::atomic<unsigned> sink{0};
-    int cancelled = 0;
-    int completed = 0;
-    std::vector<char> buf(4096);
-    for (int round = 0; round < rounds; ++round) {
-        CAPTURE(round);
-        const std::string expected = chunk(round);
-        std::stop_source src;
-        it::tracker tr;
-        std::optional<with_threads<receive_outcome>> r;
-        it::start(tr, receive_t(a, buf.data(), buf.size(), src.get_token()), r);
-        REQUIRE(b.write_all(expected));
-        if (threads == 0 && round % 2 == 1) {
-            engine->poll(); // the loop of this engine runs here: let it see the bytes first
-        }
-        for (unsigned k = 0; k < spin; ++k) {
-            sink.fetch_add(1, std::memory_order_relaxed);
-        }
-        src.request_stop();
-        tr.wait(*engine, "receive racing a stop request");
-        REQUIRE(r.has_value());
-        std::string got;
-        if (r->result.result == receive_result::cancelled) {
-            REQUIRE(r->result.bytes_received == 0);
-            ++cancelled;
-            spin = std::min(spin + spin_rng.between(1, 64), 100000u); // stop came early: later next time
-        } else {
-            REQUIRE(r->result.result == receive_result::ok);
-            REQUIRE(r->result.bytes_received > 0);
-            got.assign(buf.data(), r->result.bytes_received);
-            ++completed;
-            const unsigned step = spin_rng.between(1, 64);
-            spin = spin > step ? spin - step : 0; // stop came late: earlier next time
-        }
-        REQUIRE(got.size() <= expected.size());
-        if (got.size() < expected.size()) {
-            REQUIRE(it::run(*engine, it::receive_exact(a, got, expected.size() - got.size())) == receive_result::ok);
-        }
-        REQUIRE(got == expected);
-    }
-    // Both outcomes are legitimate; how often each happened depends on timing.
-    INFO("cancelled " << cancelled << ", completed " << completed);
-    CHECK(cancelled + completed == rounds);
-    std::string extra;
-    CHECK(b.read_available(extra) == 0);
-    it::drain(*engine);
+    it::with_harness(tcp, [&]<class H>() { sc::cancel_receive_race<H>(*engine, threads * 2u + (tcp ? 1u : 0u)); });
 }
 
 TEST_CASE("cancelling a pending notify_io_async completes it cancelled", "[integration][cancel]")
@@ -213,7 +82,7 @@ TEST_CASE("cancelling a pending notify_io_async completes it cancelled", "[integ
     const notify_io_type type = GENERATE(notify_io_type::in, notify_io_type::out);
     CAPTURE(type);
     if (type == notify_io_type::out) {
-        REQUIRE(fill_send_buffer(a.native_handle()) > 0);
+        REQUIRE(it::fill_send_buffer(a.native_handle()) > 0);
     }
     std::stop_source src;
     it::tracker tr;
@@ -236,59 +105,14 @@ TEST_CASE("cancelling a pending send", "[integration][cancel]")
     CAPTURE(threads);
     auto engine = asock::make_engine({.threads = threads});
     REQUIRE(engine);
-    auto [fa, fb] = it::make_socketpair();
-    asock::tcp_socket a = it::open_socket(*engine, fa);
-    it::raw_peer b(fb);
-    std::vector<char> big(8u << 20);
-    it::fill_pattern(big.data(), big.size(), 0, 50);
-
     SECTION("part of it already sent: cancelled, then the sends queued behind it and later ones fail with error")
     {
-        std::stop_source src;
-        it::tracker tr;
-        std::optional<with_threads<send_result>> s1;
-        std::optional<with_threads<send_result>> s2;
-        const char small[] = "queued";
-        it::start(tr, send_t(a, big.data(), big.size(), src.get_token()), s1);
-        it::start(tr, send_t(a, small, sizeof small - 1), s2);
-        REQUIRE(tr.pending() == 2);
-        src.request_stop();
-        tr.wait(*engine, "cancelled send and the one behind it");
-        CHECK(s1->result == send_result::cancelled);
-        CHECK(s2->result == send_result::error);
-        CHECK(it::run(*engine, send_t(a, small, sizeof small - 1)).result == send_result::error);
-        // What did reach the peer is a prefix of the cancelled send.
-        std::string got;
-        b.read_available(got);
-        CHECK(got.size() < big.size());
-        CHECK(it::check_pattern(got.data(), got.size(), 0, 50) == got.size());
+        sc::cancel_partly_sent_send<it::posix_local_harness>(*engine);
     }
     SECTION("nothing of it sent yet: cancelled, and the stream stays usable without its bytes")
     {
-        std::stop_source src;
-        it::tracker tr;
-        std::optional<with_threads<send_result>> s1;
-        std::optional<with_threads<send_result>> s2;
-        const char skipped[] = "never on the wire";
-        it::start(tr, send_t(a, big.data(), big.size()), s1);
-        it::start(tr, send_t(a, skipped, sizeof skipped - 1, src.get_token()), s2);
-        REQUIRE(tr.pending() == 2);
-        src.request_stop();
-        it::drive_until(*engine, "cancelled queued send", [&] { return tr.pending() == 1; });
-        REQUIRE(s2.has_value());
-        CHECK(s2->result == send_result::cancelled);
-        // ... and s1 is the one still pending (tr.pending() == 1).
-        std::string got;
-        std::thread reader([&] { got = b.read_string(big.size() + 4); });
-        tr.wait(*engine, "send in front of the cancelled one");
-        CHECK(s1->result == send_result::ok);
-        CHECK(it::run(*engine, send_t(a, "tail", 4)).result == send_result::ok);
-        reader.join();
-        REQUIRE(got.size() == big.size() + 4);
-        CHECK(it::check_pattern(got.data(), big.size(), 0, 50) == big.size());
-        CHECK(got.substr(big.size()) == "tail");
+        sc::cancel_queued_send<it::posix_local_harness>(*engine);
     }
-    it::drain(*engine);
 }
 
 TEST_CASE("stop requested before the co_await: cancelled at once, without suspending and without I/O",
@@ -298,47 +122,26 @@ TEST_CASE("stop requested before the co_await: cancelled at once, without suspen
     CAPTURE(threads);
     auto engine = asock::make_engine({.threads = threads});
     REQUIRE(engine);
-    auto [fa, fb] = it::make_socketpair();
-    asock::tcp_socket a = it::open_socket(*engine, fa);
-    it::raw_peer b(fb);
-    std::stop_source src;
-    src.request_stop();
-    const auto me = it::this_thread_id();
 
     SECTION("receive, with data waiting: cancelled, 0 bytes, the data stays for the next receive")
     {
-        REQUIRE(b.write_all("kept"));
-        char buf[16];
-        it::tracker tr;
-        std::optional<with_threads<receive_outcome>> r;
-        it::start(tr, receive_t(a, buf, sizeof buf, src.get_token()), r);
-        REQUIRE(tr.pending() == 0); // finished inside start(): no suspension
-        CHECK(r->result.result == receive_result::cancelled);
-        CHECK(r->result.bytes_received == 0);
-        CHECK(r->seen.after == me);
-        const auto next = it::run(*engine, receive_t(a, buf, sizeof buf));
-        REQUIRE(next.result.result == receive_result::ok);
-        CHECK(std::string(buf, next.result.bytes_received) == "kept");
+        sc::cancel_before_await_receive<it::posix_local_harness>(*engine);
     }
-    SECTION("send: cancelled, nothing sent")
-    {
-        it::tracker tr;
-        std::optional<with_threads<send_result>> s;
-        it::start(tr, send_t(a, "dropped", 7, src.get_token()), s);
-        REQUIRE(tr.pending() == 0);
-        CHECK(s->result == send_result::cancelled);
-        CHECK(s->seen.after == me);
-        CHECK(it::run(*engine, send_t(a, "next", 4)).result == send_result::ok);
-        CHECK(b.read_string(4) == "next");
-    }
+    SECTION("send: cancelled, nothing sent") { sc::cancel_before_await_send<it::posix_local_harness>(*engine); }
     SECTION("notify: cancelled even though the socket is writable")
     {
+        auto [fa, fb] = it::make_socketpair();
+        asock::tcp_socket a = it::open_socket(*engine, fa);
+        it::raw_peer b(fb);
+        std::stop_source src;
+        src.request_stop();
+        const auto me = it::this_thread_id();
         it::tracker tr;
         std::optional<with_threads<notify_io_result>> n;
         it::start(tr, notify_t(a, notify_io_type::out, src.get_token()), n);
         REQUIRE(tr.pending() == 0);
         CHECK(n->result == notify_io_result::cancelled);
-        CHECK(n->seen.after == me);
+        CHECK(n->after == me);
     }
     it::drain(*engine);
 }
@@ -665,8 +468,8 @@ TEST_CASE("each awaitable resumes inline when it completes at once, else on the 
     {
         const auto s = it::run(*engine, send_t(a, "now", 3));
         CHECK(s.result == send_result::ok);
-        CHECK(s.seen.before == me);
-        CHECK(s.seen.after == me);
+        CHECK(s.before == me);
+        CHECK(s.after == me);
     }
     SECTION("send that waited for room: engine thread")
     {
@@ -680,8 +483,8 @@ TEST_CASE("each awaitable resumes inline when it completes at once, else on the 
         tr.wait(*engine);
         reader.join();
         CHECK(s->result == send_result::ok);
-        CHECK(s->seen.before == me);
-        CHECK(s->seen.after == engine_id);
+        CHECK(s->before == me);
+        CHECK(s->after == engine_id);
     }
     SECTION("send pending when close() is called on this thread: engine thread")
     {
@@ -693,7 +496,7 @@ TEST_CASE("each awaitable resumes inline when it completes at once, else on the 
         a.close();
         tr.wait(*engine);
         CHECK(s->result == send_result::abandoned);
-        CHECK(s->seen.after == engine_id);
+        CHECK(s->after == engine_id);
     }
     SECTION("receive with data waiting: inline")
     {
@@ -704,7 +507,7 @@ TEST_CASE("each awaitable resumes inline when it completes at once, else on the 
         });
         const auto r = it::run(*engine, receive_t(a, buf, sizeof buf));
         CHECK(r.result.result == receive_result::ok);
-        CHECK(r.seen.after == me);
+        CHECK(r.after == me);
     }
     SECTION("receive that waited for data: engine thread")
     {
@@ -715,7 +518,7 @@ TEST_CASE("each awaitable resumes inline when it completes at once, else on the 
         REQUIRE(b.write_all("late"));
         tr.wait(*engine);
         CHECK(r->result.result == receive_result::ok);
-        CHECK(r->seen.after == engine_id);
+        CHECK(r->after == engine_id);
     }
     SECTION("receive cancelled from this thread: engine thread")
     {
@@ -727,7 +530,7 @@ TEST_CASE("each awaitable resumes inline when it completes at once, else on the 
         src.request_stop();
         tr.wait(*engine);
         CHECK(r->result.result == receive_result::cancelled);
-        CHECK(r->seen.after == engine_id);
+        CHECK(r->after == engine_id);
     }
     SECTION("receive pending when the socket is destroyed on this thread: engine thread")
     {
@@ -739,13 +542,13 @@ TEST_CASE("each awaitable resumes inline when it completes at once, else on the 
         owned.reset();
         tr.wait(*engine);
         CHECK(r->result.result == receive_result::abandoned);
-        CHECK(r->seen.after == engine_id);
+        CHECK(r->after == engine_id);
     }
     SECTION("notify out on a writable socket: inline; notify in that waited: engine thread")
     {
         const auto n = it::run(*engine, notify_t(a, notify_io_type::out));
         CHECK(n.result == notify_io_result::out);
-        CHECK(n.seen.after == me);
+        CHECK(n.after == me);
         it::tracker tr;
         std::optional<with_threads<notify_io_result>> nin;
         it::start(tr, notify_t(a, notify_io_type::in), nin);
@@ -753,7 +556,7 @@ TEST_CASE("each awaitable resumes inline when it completes at once, else on the 
         REQUIRE(b.write_all("!"));
         tr.wait(*engine);
         CHECK(nin->result == notify_io_result::in);
-        CHECK(nin->seen.after == engine_id);
+        CHECK(nin->after == engine_id);
     }
     SECTION("accept with a connection waiting: inline; accept that waited: engine thread")
     {
@@ -772,7 +575,7 @@ TEST_CASE("each awaitable resumes inline when it completes at once, else on the 
         });
         const auto first = it::run(*engine, accept_t(listener));
         CHECK(first.result);
-        CHECK(first.seen.after == me);
+        CHECK(first.after == me);
 
         it::tracker tr;
         std::optional<with_threads<accept_result>> second;
@@ -782,7 +585,7 @@ TEST_CASE("each awaitable resumes inline when it completes at once, else on the 
         REQUIRE(::connect(c2, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
         tr.wait(*engine);
         CHECK(second->result);
-        CHECK(second->seen.after == engine_id);
+        CHECK(second->after == engine_id);
         ::close(c1);
         ::close(c2);
     }

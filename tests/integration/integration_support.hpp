@@ -1,25 +1,31 @@
-// tests/integration/integration_support.hpp: shared helpers of the integration
-// tests (real sockets over loopback and socketpair).
+// tests/integration/integration_support.hpp: what the Linux integration tests
+// (real sockets over loopback and socketpair) add to the shared scenario
+// helpers of tests/support/scenarios.hpp.
 //
+// - The helpers shared with the Windows tests (bounded waits, `tracker` +
+//   `start()` / `run()` for detached coroutines, the data pattern, `rng`, the
+//   coroutine building blocks, Catch2 names for asock's result values) live in
+//   tests/support/scenarios.hpp and are visible here in namespace `it`.
 // - Every wait is bounded by `hang_limit`; a wait that runs out ends the
 //   process (failure) with a message naming it: a hang guard, never a timing
 //   assertion.
 // - Catch2 assertions are only made on the test's main thread; engine threads
 //   and helper threads record what they saw into atomics / locked state.
-// - `tracker` + `start()` run asock::task coroutines detached and wait for them,
-//   driving the engine's loop on this thread when it has no threads of its own.
 // - `raw_peer` is the other end of a connection, driven with plain system calls.
 // - A watchdog ends the run (failure) when a test section makes no progress for
 //   `watchdog_limit` (a hang inside a library call, which no bounded wait in
 //   the test itself can catch). Include this header from one source file per
 //   executable: it registers the watchdog.
+// - tests/integration/posix_harness.hpp builds the scenarios' harness on these.
 #pragma once
 
 #include <asock/asock.hpp>
 
-// For the watchdog listener below.
+// For the watchdog listener below (before anything includes Catch2).
 #define CATCH_CONFIG_EXTERNAL_INTERFACES
 #include <catch2/catch.hpp>
+
+#include "support/scenarios.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -46,98 +52,29 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-// Readable names for asock's result values in Catch2 messages.
-namespace Catch {
-#define ASOCK_IT_STRING_MAKER(T)                                                                                       \
-    template <>                                                                                                        \
-    struct StringMaker<T> {                                                                                            \
-        static std::string convert(T v) { return std::string(asock::to_string(v)); }                                  \
-    };
-ASOCK_IT_STRING_MAKER(asock::open_result)
-ASOCK_IT_STRING_MAKER(asock::send_sync_result)
-ASOCK_IT_STRING_MAKER(asock::send_result)
-ASOCK_IT_STRING_MAKER(asock::receive_result)
-ASOCK_IT_STRING_MAKER(asock::notify_io_result)
-ASOCK_IT_STRING_MAKER(asock::start_result)
-ASOCK_IT_STRING_MAKER(asock::socket_state)
-#undef ASOCK_IT_STRING_MAKER
-template <>
-struct StringMaker<asock::receive_outcome> {
-    static std::string convert(const asock::receive_outcome& r)
-    {
-        return std::string(asock::to_string(r.result)) + " (" + std::to_string(r.bytes_received) + " bytes)";
-    }
-};
-} // namespace Catch
-
 namespace it {
 
-/// The calling thread's id, read so that the optimiser cannot reuse a value
-/// read before a co_await after it: glibc declares pthread_self() `const`, and
-/// clang at -O1 and above may fold the two reads of a coroutine into one,
-/// which made "resumed on another thread" checks see the awaiting thread.
-[[gnu::noinline]] inline std::thread::id this_thread_id() noexcept
-{
-    asm volatile("" ::: "memory");
-    return std::this_thread::get_id();
-}
-
+// The helpers shared with the Windows tests.
+using asock_scenarios::check_pattern;
+using asock_scenarios::clock;
+using asock_scenarios::drain;
+using asock_scenarios::drive_until;
+using asock_scenarios::fill_pattern;
+using asock_scenarios::hang;
+using asock_scenarios::hang_limit;
+using asock_scenarios::open_socket;
+using asock_scenarios::pattern_byte;
+using asock_scenarios::pattern_string;
+using asock_scenarios::receive_exact;
+using asock_scenarios::receive_into;
+using asock_scenarios::rng;
+using asock_scenarios::run;
+using asock_scenarios::send_string;
+using asock_scenarios::start;
+using asock_scenarios::this_thread_id;
+using asock_scenarios::tracker;
+using asock_scenarios::wait_until;
 using namespace std::chrono_literals;
-using clock = std::chrono::steady_clock;
-
-/// Bound of every wait in these tests. Only a hang guard: nothing is asserted
-/// about how long anything takes.
-inline constexpr std::chrono::seconds hang_limit{60};
-
-[[noreturn]] inline void hang(const char* what)
-{
-    std::fprintf(stderr, "\nintegration hang guard: \"%s\" did not finish within %lld s; failing\n", what,
-                 static_cast<long long>(hang_limit.count()));
-    std::fflush(nullptr);
-    // Not abort(): Catch's signal handler would report through listeners while
-    // the hung operation still holds whatever it holds.
-    std::_Exit(EXIT_FAILURE);
-}
-
-/// Sleeps in 1 ms steps until `pred()` holds; fails the run after hang_limit.
-template <class Pred>
-void wait_until(const char* what, Pred pred)
-{
-    const auto deadline = clock::now() + hang_limit;
-    while (!pred()) {
-        if (clock::now() > deadline) {
-            hang(what);
-        }
-        std::this_thread::sleep_for(1ms);
-    }
-}
-
-/// Like wait_until, but runs the engine's loop on this thread while waiting
-/// when the engine has no threads of its own.
-template <class Pred>
-void drive_until(asock::engine& e, const char* what, Pred pred)
-{
-    const auto deadline = clock::now() + hang_limit;
-    while (!pred()) {
-        if (clock::now() > deadline) {
-            hang(what);
-        }
-        if (e.thread_count() == 0) {
-            e.run_one(10);
-        } else {
-            std::this_thread::sleep_for(1ms);
-        }
-    }
-}
-
-/// Runs whatever work is already queued on a thread-less engine.
-inline void drain(asock::engine& e)
-{
-    if (e.thread_count() == 0) {
-        for (int i = 0; i < 1000 && e.poll() != 0; ++i) {
-        }
-    }
-}
 
 /// The id of one of the engine's threads: the thread that runs a posted item.
 inline std::thread::id engine_thread_id(asock::engine& e)
@@ -230,108 +167,6 @@ private:
 
 CATCH_REGISTER_LISTENER(watchdog_listener)
 
-// ---- running coroutines ---------------------------------------------------
-
-/// Counts coroutines still running; wait() blocks (bounded) until none is.
-class tracker {
-public:
-    void add()
-    {
-        std::lock_guard lk(mu_);
-        ++pending_;
-    }
-    void done()
-    {
-        std::lock_guard lk(mu_);
-        --pending_;
-        cv_.notify_all();
-    }
-    int pending()
-    {
-        std::lock_guard lk(mu_);
-        return pending_;
-    }
-    void wait(asock::engine& e, const char* what = "tracked coroutines")
-    {
-        if (e.thread_count() == 0) {
-            drive_until(e, what, [&] { return pending() == 0; });
-            return;
-        }
-        std::unique_lock lk(mu_);
-        if (!cv_.wait_for(lk, hang_limit, [&] { return pending_ == 0; })) {
-            hang(what);
-        }
-    }
-
-private:
-    std::mutex mu_;
-    std::condition_variable cv_;
-    int pending_ = 0;
-};
-
-namespace detail {
-struct fire_and_forget {
-    struct promise_type {
-        fire_and_forget get_return_object() const noexcept { return {}; }
-        std::suspend_never initial_suspend() const noexcept { return {}; }
-        std::suspend_never final_suspend() const noexcept { return {}; }
-        void return_void() const noexcept {}
-        [[noreturn]] void unhandled_exception() const noexcept { std::terminate(); }
-    };
-};
-
-template <class T>
-fire_and_forget run_tracked(asock::task<T> t, std::optional<T>* out, tracker* tr)
-{
-    {
-        // The task (and whatever its frame owns) is gone before done() is signalled.
-        asock::task<T> local = std::move(t);
-        out->emplace(co_await std::move(local));
-    }
-    tr->done();
-}
-
-inline fire_and_forget run_tracked_void(asock::task<void> t, tracker* tr)
-{
-    {
-        asock::task<void> local = std::move(t);
-        co_await std::move(local);
-    }
-    tr->done();
-}
-} // namespace detail
-
-/// Starts `t` on this thread; it runs until its first suspension, then this
-/// returns. Its result lands in `out`; `tr` counts it until it finished.
-template <class T>
-void start(tracker& tr, asock::task<T> t, std::optional<T>& out)
-{
-    tr.add();
-    detail::run_tracked(std::move(t), &out, &tr);
-}
-inline void start(tracker& tr, asock::task<void> t)
-{
-    tr.add();
-    detail::run_tracked_void(std::move(t), &tr);
-}
-
-/// Runs `t` to completion (bounded) and returns its result.
-template <class T>
-T run(asock::engine& e, asock::task<T> t, const char* what = "run")
-{
-    tracker tr;
-    std::optional<T> out;
-    start(tr, std::move(t), out);
-    tr.wait(e, what);
-    return std::move(*out);
-}
-inline void run(asock::engine& e, asock::task<void> t, const char* what = "run")
-{
-    tracker tr;
-    start(tr, std::move(t));
-    tr.wait(e, what);
-}
-
 // ---- sockets ----------------------------------------------------------------
 
 inline void set_nonblocking(int fd)
@@ -375,14 +210,20 @@ inline std::pair<int, int> make_tcp_pair()
     return {cfd, afd};
 }
 
-/// An OPEN async socket on `e` that owns `fd`.
-inline asock::tcp_socket open_socket(asock::engine& e, int fd)
+/// Writes raw bytes into `fd` (no asock operation in flight) until the kernel
+/// has no room left; returns how many.
+inline std::size_t fill_send_buffer(int fd)
 {
-    asock::tcp_socket s(e);
-    REQUIRE(s.valid());
-    REQUIRE(s.open(fd) == asock::open_result::ok);
-    REQUIRE(s.state() == asock::socket_state::open);
-    return s;
+    std::vector<char> junk(64 * 1024, 'j');
+    std::size_t total = 0;
+    for (int i = 0; i < 100000; ++i) {
+        const ssize_t w = ::send(fd, junk.data(), junk.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w <= 0) {
+            break;
+        }
+        total += static_cast<std::size_t>(w);
+    }
+    return total;
 }
 
 /// Raises the soft RLIMIT_NOFILE to the hard limit; returns the soft limit now in force.
@@ -550,86 +391,5 @@ private:
 
     int fd_ = -1;
 };
-
-// ---- data -----------------------------------------------------------------
-
-/// The deterministic byte at `index` of test stream `seed`.
-inline std::uint8_t pattern_byte(std::uint64_t index, std::uint32_t seed = 0)
-{
-    std::uint64_t x = index * 0x9E3779B97F4A7C15ull + seed * 0xBF58476D1CE4E5B9ull;
-    x ^= x >> 29;
-    return static_cast<std::uint8_t>(x ^ (x >> 8));
-}
-
-inline void fill_pattern(void* data, std::size_t n, std::uint64_t first_index, std::uint32_t seed = 0)
-{
-    auto* p = static_cast<std::uint8_t*>(data);
-    for (std::size_t i = 0; i < n; ++i) {
-        p[i] = pattern_byte(first_index + i, seed);
-    }
-}
-
-/// Index of the first byte of `data` that differs from the pattern, or n.
-inline std::size_t check_pattern(const void* data, std::size_t n, std::uint64_t first_index, std::uint32_t seed = 0)
-{
-    const auto* p = static_cast<const std::uint8_t*>(data);
-    for (std::size_t i = 0; i < n; ++i) {
-        if (p[i] != pattern_byte(first_index + i, seed)) {
-            return i;
-        }
-    }
-    return n;
-}
-
-inline std::string pattern_string(std::size_t n, std::uint64_t first_index = 0, std::uint32_t seed = 0)
-{
-    std::string s(n, '\0');
-    fill_pattern(s.data(), n, first_index, seed);
-    return s;
-}
-
-/// A small deterministic generator (xorshift) for sizes and choices.
-struct rng {
-    std::uint64_t s;
-    explicit rng(std::uint64_t seed) : s(seed * 2654435761u + 0x1234567u) {}
-    std::uint32_t next()
-    {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        return static_cast<std::uint32_t>(s >> 11);
-    }
-    std::uint32_t between(std::uint32_t lo, std::uint32_t hi) { return lo + next() % (hi - lo + 1); }
-};
-
-// ---- coroutine building blocks --------------------------------------------
-
-/// Receives exactly `n` bytes into `out` (appending); returns the result of the
-/// receive that stopped it (ok when all n bytes arrived).
-inline asock::task<asock::receive_result> receive_exact(asock::tcp_socket& s, std::string& out, std::size_t n)
-{
-    std::vector<char> buf(64 * 1024);
-    while (n > 0) {
-        const std::size_t want = std::min(n, buf.size());
-        const asock::receive_outcome r = co_await s.receive_async(asock::buffer(buf.data(), want));
-        if (!r) {
-            co_return r.result;
-        }
-        out.append(buf.data(), r.bytes_received);
-        n -= r.bytes_received;
-    }
-    co_return asock::receive_result::ok;
-}
-
-inline asock::task<asock::send_result> send_string(asock::tcp_socket& s, std::string data)
-{
-    co_return co_await s.send_async(asock::buffer(std::string_view(data)));
-}
-
-inline asock::task<asock::receive_outcome> receive_into(asock::tcp_socket& s, void* data, std::size_t n,
-                                                        std::stop_token token = {})
-{
-    co_return co_await s.receive_async(asock::buffer(data, n), std::move(token));
-}
 
 } // namespace it

@@ -1,29 +1,16 @@
-// tests/win32/win32_harness.hpp: the Windows side of the integration scenarios
-// (tests/win32/scenarios.hpp): native TCP pairs over 127.0.0.1 and a plain
-// Winsock peer whose every wait is bounded (non-blocking calls + select).
+// tests/win32/win32_harness.hpp: the Windows side of the shared integration
+// scenarios (tests/support/scenarios.hpp; tests/integration/posix_harness.hpp
+// is the Linux side): native TCP pairs over 127.0.0.1 and a plain Winsock peer
+// whose every wait is bounded (non-blocking calls + select).
 #pragma once
 
-#include "scenarios.hpp"
+#include "support/scenarios.hpp"
 
 #include <asock/win32/win32_api.hpp>
 
 #include <cstddef>
+#include <string>
 #include <utility>
-
-namespace Catch {
-#define ASOCK_WH_STRING_MAKER(T)                                                                                       \
-    template <>                                                                                                        \
-    struct StringMaker<T> {                                                                                            \
-        static std::string convert(T v) { return std::string(asock::to_string(v)); }                                  \
-    };
-ASOCK_WH_STRING_MAKER(asock::open_result)
-ASOCK_WH_STRING_MAKER(asock::send_sync_result)
-ASOCK_WH_STRING_MAKER(asock::send_result)
-ASOCK_WH_STRING_MAKER(asock::receive_result)
-ASOCK_WH_STRING_MAKER(asock::start_result)
-ASOCK_WH_STRING_MAKER(asock::socket_state)
-#undef ASOCK_WH_STRING_MAKER
-} // namespace Catch
 
 namespace asock_wtest {
 
@@ -78,6 +65,23 @@ struct win32_harness {
     {
         ::setsockopt(s, SOL_SOCKET, SO_RCVBUF, reinterpret_cast<const char*>(&bytes), sizeof bytes);
         ::setsockopt(s, SOL_SOCKET, SO_SNDBUF, reinterpret_cast<const char*>(&bytes), sizeof bytes);
+    }
+
+    /// Bytes waiting to be read on `s` now (FIONREAD).
+    static std::size_t bytes_readable(SOCKET s)
+    {
+        u_long n = 0;
+        if (::ioctlsocket(s, FIONREAD, &n) != 0) {
+            return 0;
+        }
+        return static_cast<std::size_t>(n);
+    }
+
+    /// Waits (bounded) until `bytes` bytes wait on `s`. Winsock does not show
+    /// a queued end of stream without reading it, so only the bytes are waited for.
+    static void wait_until_end_queued(SOCKET s, std::size_t bytes)
+    {
+        asock_scenarios::wait_until("the peer's bytes queued", [&] { return bytes_readable(s) >= bytes; });
     }
 
     /// The far end of a connection, driven with plain non-blocking Winsock
@@ -164,6 +168,21 @@ struct win32_harness {
         {
             char c;
             return read_some(&c, 1) == 0;
+        }
+
+        /// Appends what is readable right now to `out`, without waiting; the count.
+        std::size_t read_available(std::string& out)
+        {
+            char buf[4096];
+            std::size_t total = 0;
+            for (;;) {
+                const int r = ::recv(s_, buf, static_cast<int>(sizeof buf), 0);
+                if (r <= 0) {
+                    return total; // end of stream, error, or WSAEWOULDBLOCK: nothing more now
+                }
+                out.append(buf, static_cast<std::size_t>(r));
+                total += static_cast<std::size_t>(r);
+            }
         }
 
         void small_buffers(int bytes) { win32_harness::small_buffers(s_, bytes); }
