@@ -15,6 +15,7 @@
 #pragma once
 
 #include <asock/detail/operation.hpp>
+#include <asock/detail/toolchain.hpp>
 
 #include <coroutine>
 #include <optional>
