@@ -15,12 +15,23 @@
 # - Ends with the line "N passed, N failed" (ctest tests; a failed configure or
 #   build counts as one failure) and exits non-zero on any failure.
 #
-# Environment: ASOCK_WIN_BUILD_DIR (default build/win-mingw), ASOCK_JOBS
+# Environment: ASOCK_WIN_COMPILER (gcc, the default: x86_64-w64-mingw32-g++-posix;
+# or clang: clang++ targeting x86_64-w64-mingw32 over the same mingw-w64
+# headers and libstdc++, cmake/toolchains/mingw-w64-x86_64-clang.cmake),
+# ASOCK_WIN_BUILD_DIR (default build/win-mingw, or build/win-clang), ASOCK_JOBS
 # (default 2), ASOCK_WIN_BUILD_TYPE (default RelWithDebInfo), WINEPREFIX.
 set -uo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-build=${ASOCK_WIN_BUILD_DIR:-$root/build/win-mingw}
+compiler=${ASOCK_WIN_COMPILER:-gcc}
+case "$compiler" in
+    gcc)   toolchain=$root/cmake/toolchains/mingw-w64-x86_64.cmake
+           build=${ASOCK_WIN_BUILD_DIR:-$root/build/win-mingw} ;;
+    clang) toolchain=$root/cmake/toolchains/mingw-w64-x86_64-clang.cmake
+           build=${ASOCK_WIN_BUILD_DIR:-$root/build/win-clang} ;;
+    *)     echo "test-windows: ASOCK_WIN_COMPILER must be gcc or clang, not '$compiler'" >&2
+           echo "0 passed, 1 failed"; exit 1 ;;
+esac
 jobs=${ASOCK_JOBS:-2}
 build_type=${ASOCK_WIN_BUILD_TYPE:-RelWithDebInfo}
 triplet=x86_64-w64-mingw32
@@ -43,7 +54,9 @@ find_wine() {
 }
 
 missing=()
+# The clang build uses the mingw-w64 GCC's headers, libstdc++ and linker too.
 command -v ${triplet}-g++-posix >/dev/null 2>&1 || missing+=(g++-mingw-w64-x86-64-posix)
+[ "$compiler" = clang ] && ! command -v clang++ >/dev/null 2>&1 && missing+=(clang)
 find_wine >/dev/null || missing+=(wine64)
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 command -v ninja >/dev/null 2>&1 || missing+=(ninja-build)
@@ -76,7 +89,7 @@ fi
 generator=()
 command -v ninja >/dev/null 2>&1 && generator=(-G Ninja)
 if ! cmake -S "$root" -B "$build" "${generator[@]}" \
-        -DCMAKE_TOOLCHAIN_FILE="$root/cmake/toolchains/mingw-w64-x86_64.cmake" \
+        -DCMAKE_TOOLCHAIN_FILE="$toolchain" \
         -DCMAKE_BUILD_TYPE="$build_type" \
         -DASOCK_BUILD_TESTS=ON \
         -DASOCK_BUILD_EXAMPLES=ON \

@@ -3,10 +3,11 @@
 # each flavour and prints one summary line per flavour, then the totals as the
 # last line: "N passed, N failed". Exits non-zero when anything failed.
 #
-#   scripts/test.sh [flavour...]     (default: gcc-debug clang-debug asan tsan windows)
+#   scripts/test.sh [flavour...]     (default: gcc-debug clang-debug asan tsan windows windows-clang)
 #
 # The `windows` flavour is scripts/test-windows.sh: the Windows backend
-# cross-built with mingw-w64 and its tests run under Wine.
+# cross-built with mingw-w64 and its tests run under Wine; `windows-clang` is
+# the same with clang++ as the cross compiler (ASOCK_WIN_COMPILER=clang).
 #
 # A flavour is a preset of CMakePresets.json: configure, build (at most 2 jobs)
 # and ctest with that preset. The package-consumer checks (install +
@@ -23,7 +24,7 @@ scripts/setup.sh || { echo "test: scripts/setup.sh failed" >&2; echo "0 passed, 
 
 flavours=("$@")
 if [[ ${#flavours[@]} -eq 0 ]]; then
-  flavours=(gcc-debug clang-debug asan tsan windows)
+  flavours=(gcc-debug clang-debug asan tsan windows windows-clang)
 fi
 
 echo "test: $(cmake --version | head -n 1); $(g++ --version | head -n 1); $(clang++ --version | head -n 1)"
@@ -80,12 +81,14 @@ summaries=()
 start_all=$SECONDS
 
 for flavour in "${flavours[@]}"; do
-  if [[ "$flavour" == windows ]]; then
+  if [[ "$flavour" == windows || "$flavour" == windows-clang ]]; then
+    win_compiler=gcc
+    [[ "$flavour" == windows-clang ]] && win_compiler=clang
     echo
-    echo "==== windows: scripts/test-windows.sh (mingw-w64 cross build, tests under Wine)"
+    echo "==== $flavour: scripts/test-windows.sh (mingw-w64 cross build with $win_compiler, tests under Wine)"
     t0=$SECONDS
     log="$(mktemp)"
-    scripts/test-windows.sh 2>&1 | tee "$log"
+    ASOCK_WIN_COMPILER=$win_compiler scripts/test-windows.sh 2>&1 | tee "$log"
     rc=${PIPESTATUS[0]}
     line="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)"
     rm -f "$log"
@@ -100,7 +103,7 @@ for flavour in "${flavours[@]}"; do
     fi
     total_passed=$((total_passed + passed))
     total_failed=$((total_failed + failed))
-    summary="$(printf '%-12s %4d passed, %3d failed   (build and tests %4d s)' "$flavour" "$passed" "$failed" $((SECONDS - t0)))"
+    summary="$(printf '%-14s %4d passed, %3d failed   (build and tests %4d s)' "$flavour" "$passed" "$failed" $((SECONDS - t0)))"
     summaries+=("$summary")
     echo "==== $summary"
     continue
@@ -146,7 +149,7 @@ for flavour in "${flavours[@]}"; do
 
   total_passed=$((total_passed + passed))
   total_failed=$((total_failed + failed))
-  summary="$(printf '%-12s %4d passed, %3d failed   (configure+build %4d s, tests %4d s)%s' \
+  summary="$(printf '%-14s %4d passed, %3d failed   (configure+build %4d s, tests %4d s)%s' \
     "$flavour" "$passed" "$failed" "$build_s" "$test_s" "${note:+   [${note%; }]}")"
   summaries+=("$summary")
   echo "==== $summary"
