@@ -4,7 +4,8 @@
 #
 #   cmake -S . -B build/win-clang -DCMAKE_TOOLCHAIN_FILE=cmake/toolchains/mingw-w64-x86_64-clang.cmake
 #
-# scripts/test-windows.sh clang does this, builds, and runs ctest under Wine.
+# `ASOCK_WIN_COMPILER=clang scripts/test-windows.sh` does this, builds, and runs
+# ctest under Wine.
 #
 # Everything but the compilers is the GCC toolchain file's: the mingw-w64
 # sysroot (Windows headers, import libraries), Wine as the emulator, the
@@ -37,10 +38,11 @@ set(CMAKE_CXX_FLAGS_INIT
 set(CMAKE_EXE_LINKER_FLAGS_INIT "-static -L${ASOCK_MINGW_GCC_DIR} -Wno-unused-command-line-argument")
 # libstdc++ needs winpthreads (threads, clock_gettime), and must come before it
 # on the link line; the driver adds its own -lstdc++ only after everything.
-# The Windows platform module sets the _INIT variable, so set the cache entry.
-set(CMAKE_CXX_STANDARD_LIBRARIES
-    "-lstdc++ -lpthread -lws2_32 -lkernel32 -luser32 -ladvapi32"
+# The Windows platform module sets the _INIT variable, so set the cache entry:
+# its default list, with libstdc++ and winpthreads in front.
+set(_asock_windows_default_libraries
+    "-lkernel32 -luser32 -lgdi32 -lwinspool -lshell32 -lole32 -loleaut32 -luuid -lcomdlg32 -ladvapi32")
+set(CMAKE_CXX_STANDARD_LIBRARIES "-lstdc++ -lpthread ${_asock_windows_default_libraries}"
     CACHE STRING "Libraries linked into every C++ executable (mingw-w64 clang)")
-set(CMAKE_C_STANDARD_LIBRARIES
-    "-lpthread -lws2_32 -lkernel32 -luser32 -ladvapi32"
+set(CMAKE_C_STANDARD_LIBRARIES "-lpthread ${_asock_windows_default_libraries}"
     CACHE STRING "Libraries linked into every C executable (mingw-w64 clang)")

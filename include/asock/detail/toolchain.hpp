@@ -15,7 +15,8 @@
 // The same libstdc++ has a correct semaphore over POSIX sem_t (winpthreads),
 // chosen by defining _GLIBCXX_USE_POSIX_SEMAPHORE=1 in every translation unit
 // (it changes std::binary_semaphore's layout, so all of a program must agree).
-// The CMake target asock::asock defines it for MinGW builds; a build that
+// The CMake target asock::asock defines it for every Windows build other than
+// MSVC (mingw-w64 with GCC, or clang over its libstdc++); a build that
 // does not use the target must define it too, or define
 // ASOCK_ALLOW_ATOMIC_WAIT_SEMAPHORE to accept the risk (for instance with a
 // libstdc++ known to be fixed).
