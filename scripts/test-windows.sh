@@ -8,8 +8,9 @@
 #   mingw-w64 C++ compiler, wine64, cmake, ninja, and the catch2 / libfmt-dev
 #   headers (used header-only by the cross build).
 # - Configures build/win-mingw with cmake/toolchains/mingw-w64-x86_64.cmake
-#   (static runtime; wine64 as CMAKE_CROSSCOMPILING_EMULATOR), builds, and runs
-#   ctest, which runs every test .exe through Wine.
+#   (static runtime; wine64 as CMAKE_CROSSCOMPILING_EMULATOR) and warnings as
+#   errors (ASOCK_WERROR=ON, as in the presets of scripts/test.sh), builds, and
+#   runs ctest, which runs every test .exe through Wine.
 # - Wine runs headless (WINEDEBUG=-all) in a throwaway prefix
 #   (WINEPREFIX, default /tmp/asock-wine-<uid>), created on first use.
 # - Ends with the line "N passed, N failed" (ctest tests; a failed configure or
@@ -94,7 +95,8 @@ if ! cmake -S "$root" -B "$build" "${generator[@]}" \
         -DASOCK_BUILD_TESTS=ON \
         -DASOCK_BUILD_EXAMPLES=ON \
         -DASOCK_BUILD_BENCHMARKS=OFF \
-        -DASOCK_BUILD_C=ON; then
+        -DASOCK_BUILD_C=ON \
+        -DASOCK_WERROR=ON; then
     echo "test-windows: configure failed" >&2
     summary 0 1
 fi

@@ -3,14 +3,20 @@
 # each flavour and prints one summary line per flavour, then the totals as the
 # last line: "N passed, N failed". Exits non-zero when anything failed.
 #
-#   scripts/test.sh [flavour...]     (default: gcc-debug clang-debug asan tsan windows windows-clang)
+#   scripts/test.sh [flavour...]     (default: gcc-debug clang-debug gcc-release asan tsan windows windows-clang)
+#
+# gcc-release is an optimised build (Release, -O2): races and undefined
+# behaviour show differently there than at -O0, and it is what a packager
+# builds.
 #
 # The `windows` flavour is scripts/test-windows.sh: the Windows backend
 # cross-built with mingw-w64 and its tests run under Wine; `windows-clang` is
 # the same with clang++ as the cross compiler (ASOCK_WIN_COMPILER=clang).
 #
 # A flavour is a preset of CMakePresets.json: configure, build (at most 2 jobs)
-# and ctest with that preset. The package-consumer checks (install +
+# and ctest with that preset. Every flavour builds with warnings as errors
+# (ASOCK_WERROR=ON, set by the presets and by scripts/test-windows.sh; a plain
+# configure leaves it off). The package-consumer checks (install +
 # find_package, add_subdirectory; tests/consumer) are ctest tests too, so they
 # run in every flavour.
 #
@@ -24,7 +30,7 @@ scripts/setup.sh || { echo "test: scripts/setup.sh failed" >&2; echo "0 passed, 
 
 flavours=("$@")
 if [[ ${#flavours[@]} -eq 0 ]]; then
-  flavours=(gcc-debug clang-debug asan tsan windows windows-clang)
+  flavours=(gcc-debug clang-debug gcc-release asan tsan windows windows-clang)
 fi
 
 echo "test: $(cmake --version | head -n 1); $(g++ --version | head -n 1); $(clang++ --version | head -n 1)"

@@ -248,7 +248,12 @@ TEST_CASE("sends: one WSASend outstanding at a time; the rest queued and issued 
     static std::vector<int> order;
     order.clear();
     for (int i = 0; i < 5; ++i) {
-        probes.push_back(std::make_unique<send_probe>("m" + std::to_string(i) + ";"));
+        // Appended, not `"m" + std::to_string(i)`: g++ 12 at -O2 warns a false
+        // -Wrestrict inside libstdc++ for "literal" + std::string&&.
+        std::string message = "m";
+        message += std::to_string(i);
+        message += ';';
+        probes.push_back(std::make_unique<send_probe>(std::move(message)));
         probes.back()->user = reinterpret_cast<void*>(static_cast<std::intptr_t>(i));
         probes.back()->then = [](send_probe& p) { order.push_back(static_cast<int>(reinterpret_cast<std::intptr_t>(p.user))); };
         REQUIRE(probes.back()->start(s) == send_sync_result::ok);
