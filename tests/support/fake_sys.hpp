@@ -191,7 +191,7 @@ class fake_world {
 public:
     struct registration {
         int epfd = -1;
-        void* data = nullptr;
+        std::uint64_t data = 0; ///< The token the events carry (epoll_event::data.u64).
         std::uint32_t events = 0;
     };
 
@@ -206,6 +206,7 @@ public:
         idle_waits_ = 0;
         fail_epoll_create = fail_eventfd_create = fail_epoll_add = 0;
         on_epoll_add = nullptr;
+        on_eventfd_drain = nullptr;
         epoll_add_calls = epoll_del_calls = epoll_wait_calls = eventfd_signals = 0;
         deleted_fds.clear();
         shutdown_fds.clear();
@@ -247,8 +248,8 @@ public:
         return true;
     }
 
-    /// Queues one epoll event on epoll instance `epfd` naming `data`, registered or not.
-    void inject(int epfd, void* data, std::uint32_t events)
+    /// Queues one epoll event on epoll instance `epfd` carrying token `data`, registered or not.
+    void inject(int epfd, std::uint64_t data, std::uint32_t events)
     {
         std::lock_guard lk(mu_);
         pending_[epfd].push_back(make_event(events, data));
@@ -259,6 +260,10 @@ public:
     int fail_epoll_add = 0;
     /// Run at the start of every epoll_add, outside the fake's lock.
     std::function<void()> on_epoll_add;
+    /// Run at the start of every eventfd_drain, outside the fake's lock: lets a
+    /// test force what another thread does between an engine's check of its
+    /// stop flag and its drain of the wake-up eventfd.
+    std::function<void()> on_eventfd_drain;
 
     // ---- inspection ---------------------------------------------------------
 
@@ -318,7 +323,7 @@ public:
         return new_fd(fd_kind::eventfd);
     }
 
-    int sys_epoll_add(int epfd, int fd, std::uint32_t events, void* data)
+    int sys_epoll_add(int epfd, int fd, std::uint32_t events, std::uint64_t data)
     {
         if (on_epoll_add) {
             on_epoll_add();
@@ -392,6 +397,9 @@ public:
 
     void sys_eventfd_drain(int fd)
     {
+        if (on_eventfd_drain) {
+            on_eventfd_drain();
+        }
         std::lock_guard lk(mu_);
         if (fd_state* s = find(fd, fd_kind::eventfd)) {
             s->counter = 0;
@@ -460,11 +468,11 @@ private:
         return -1;
     }
 
-    static epoll_event make_event(std::uint32_t events, void* data)
+    static epoll_event make_event(std::uint32_t events, std::uint64_t data)
     {
         epoll_event ev{};
         ev.events = events;
-        ev.data.ptr = data;
+        ev.data.u64 = data;
         return ev;
     }
 
@@ -504,7 +512,7 @@ inline fake_world& fake()
 /// The Sys policy the backend is instantiated with in the unit tests.
 struct fake_sys {
     static int epoll_create() noexcept { return fake().sys_epoll_create(); }
-    static int epoll_add(int epfd, int fd, std::uint32_t events, void* data) noexcept
+    static int epoll_add(int epfd, int fd, std::uint32_t events, std::uint64_t data) noexcept
     {
         return fake().sys_epoll_add(epfd, fd, events, data);
     }

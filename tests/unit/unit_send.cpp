@@ -507,19 +507,109 @@ TEST_CASE("a send that finds the connection reset or closed is rejected with not
         env.drain();
         CHECK(p.calls == 0);
     }
-    SECTION("callback form, after part of it was sent")
-    {
-        fake().sock(fd).accept(1).send_fails(e);
-        send_probe p;
-        CHECK(p.start(s, b) == send_sync_result::not_open);
-        env.drain();
-        CHECK(p.calls == 0);
-    }
     SECTION("co_await form")
     {
         fake().sock(fd).send_fails(e);
         CHECK(asock::sync_wait(*env.engine, s.send_async(b)) == send_result::not_open);
     }
+}
+
+TEST_CASE("regression: a send that fails after part of it was written is accepted, completed, and fails the direction",
+          "[regression][torn_send][SRS_ASYNC_SOCKET_LINUX_11_059][SRS_ASYNC_SOCKET_LINUX_11_060]")
+{
+    // Once bytes of a send are on the wire, rejecting it (no callback) would
+    // tell the caller nothing was sent, and a later send would follow the
+    // truncated bytes: the peer would read "aNEXT". The send is accepted and
+    // completes through its callback; every later send fails.
+    test_env env;
+    int fd = -1;
+    fake_socket s = env.open_socket(fd);
+    const int e = GENERATE(ECONNRESET, ENOTCONN, EPIPE, EIO, ENOBUFS);
+    const bool gone = e == ECONNRESET || e == ENOTCONN || e == EPIPE;
+    std::string out = "abc", next = "NEXT";
+    const const_buffer b[1]{cbuf(out)};
+    const const_buffer nb[1]{cbuf(next)};
+    fake().sock(fd).accept(1).send_fails(e);
+    SECTION("callback form")
+    {
+        send_probe p;
+        CHECK(p.start(s, b) == send_sync_result::ok);
+        env.drain();
+        CHECK(p.calls == 1);
+        CHECK(p.result == (gone ? send_result::abandoned : send_result::error));
+    }
+    SECTION("co_await form")
+    {
+        CHECK(asock::sync_wait(*env.engine, s.send_async(b)) == (gone ? send_result::abandoned : send_result::error));
+    }
+    fake().sock(fd).auto_accept = true;
+    send_probe p2;
+    CHECK(p2.start(s, nb) == (gone ? send_sync_result::not_open : send_sync_result::error));
+    CHECK(asock::sync_wait(*env.engine, s.send_async(nb)) == (gone ? send_result::not_open : send_result::error));
+    env.drain();
+    CHECK(p2.calls == 0);
+    CHECK(fake().sock(fd).wire == "a");
+}
+
+TEST_CASE("regression: a queued send that fails after part of it was written fails the sends behind it",
+          "[regression][torn_send][SRS_ASYNC_SOCKET_LINUX_11_097][SRS_ASYNC_SOCKET_LINUX_11_099]")
+{
+    test_env env;
+    int fd = -1;
+    fake_socket s = env.open_socket(fd);
+    std::string one = "abcdef", two = "NEXT";
+    const const_buffer b1[1]{cbuf(one)};
+    const const_buffer b2[1]{cbuf(two)};
+    send_probe p1, p2;
+    REQUIRE(p1.start(s, b1) == send_sync_result::ok); // EAGAIN at once: queued
+    REQUIRE(p2.start(s, b2) == send_sync_result::ok);
+    fake().sock(fd).accept(2).send_fails(EIO);
+    fake().sock(fd).auto_accept = true;
+    REQUIRE(fake().raise(fd, EPOLLOUT));
+    env.drain();
+    CHECK(p1.calls == 1);
+    CHECK(p1.result == send_result::error);
+    CHECK(p2.calls == 1);
+    CHECK(p2.result == send_result::error);
+    CHECK(fake().sock(fd).wire == "ab"); // never "abNEXT"
+}
+
+TEST_CASE("regression: a custom transport that claims more bytes than it was given fails the send",
+          "[regression][torn_send][SRS_ASYNC_SOCKET_LINUX_04_004]")
+{
+    // The guard compares with the length passed to that one call: claiming 5
+    // more than the first of two buffers must not make asock skip 5 bytes of
+    // the second and report ok.
+    test_env env;
+    fake_transport t;
+    std::string first = "abc", second = "defghijk";
+    const const_buffer b[2]{cbuf(first), cbuf(second)};
+    int calls = 0;
+    t.on_send_hook = [&] { ++calls; };
+    t.ep.auto_accept = true;
+    struct over {
+        static int send(void* ctx, const void* buf, std::size_t len)
+        {
+            auto* tt = static_cast<fake_transport*>(ctx);
+            const int n = fake_transport::send_fn(ctx, buf, len);
+            return tt->ep.sends.size() == 1 ? n + 5 : n; // the first call over-reports
+        }
+    };
+    asock::custom_transport ct = t.get();
+    ct.on_send = &over::send;
+    fake_socket s2(*env.engine, ct);
+    REQUIRE(s2.open(fake().make_socket(), asock::basic_handle_owner<int>{}) == open_result::ok);
+    send_probe p;
+    CHECK(p.start(s2, b) == send_sync_result::ok);
+    env.drain();
+    CHECK(p.calls == 1);
+    CHECK(p.result == send_result::error);
+    CHECK(calls == 1); // nothing of the second buffer was offered
+    const std::string more = "x";
+    const const_buffer mb[1]{cbuf(more)};
+    send_probe p2;
+    CHECK(p2.start(s2, mb) == send_sync_result::error); // the direction failed for good
+    CHECK(t.ep.wire == "abc");
 }
 
 TEST_CASE("a send that fails at once with another error is rejected with error",

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <atomic>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -93,15 +94,35 @@ private:
     }
 };
 
-/// The engine's socket cores. Allocated 64 at a time and never freed while
-/// the engine lives: a thread still finishing an event or a callback of a
-/// socket that was just destroyed touches valid memory (the core is
-/// type-stable), and opening sockets allocates once per 64 sockets at most.
-/// `Core` has a `Core* next_free` member for the free list.
+/// The engine's socket cores. Never freed while the engine lives: a thread
+/// still finishing an event or a callback of a socket that was just destroyed
+/// touches valid memory (the core is type-stable), and opening sockets
+/// allocates rarely (chunk k holds 64 << k cores, so n sockets cost about
+/// log2(n / 64) allocations in all).
+///
+/// Every core has a stable slot id, and `at(id)` finds it without a lock: a
+/// backend can name a core in a kernel event by (id, generation) instead of
+/// by address, so an event that was harvested for one socket can be told
+/// apart from the next socket that reuses the same core (see
+/// include/asock/linux/epoll_socket_core.hpp, "generation"). `Core` has a
+/// `Core* next_free` member for the free list and, optionally, a
+/// `std::uint32_t pool_id` member that the pool sets to the slot id.
 template <class Core>
 class core_pool {
 public:
-    static constexpr std::size_t chunk = 64;
+    static constexpr std::size_t first_chunk = 64;
+    /// Chunks 0..max_chunks-1 hold 64 * (2^26 - 1) cores: every 32-bit id.
+    static constexpr std::size_t max_chunks = 26;
+
+    core_pool() = default;
+    core_pool(const core_pool&) = delete;
+    core_pool& operator=(const core_pool&) = delete;
+    ~core_pool()
+    {
+        for (auto& c : chunks_) {
+            delete[] c.load(std::memory_order_relaxed);
+        }
+    }
 
     /// A core from the free list, or nullptr when memory runs out.
     Core* acquire() noexcept
@@ -124,29 +145,53 @@ public:
         free_ = c;
     }
 
+    /// The core with slot id `id`, or nullptr when no such slot was ever
+    /// handed out. Lock-free; callable from any thread.
+    Core* at(std::uint32_t id) const noexcept
+    {
+        const std::uint64_t q = (static_cast<std::uint64_t>(id) / first_chunk) + 1;
+        const auto k = static_cast<std::size_t>(std::bit_width(q) - 1); // the chunk holding `id`
+        if (k >= max_chunks) {
+            return nullptr;
+        }
+        Core* chunk = chunks_[k].load(std::memory_order_acquire);
+        if (chunk == nullptr) {
+            return nullptr;
+        }
+        const std::uint64_t base = first_chunk * ((std::uint64_t{1} << k) - 1);
+        return &chunk[id - base];
+    }
+
 private:
     bool grow() noexcept
     {
-        std::unique_ptr<Core[]> block(new (std::nothrow) Core[chunk]);
-        if (!block) {
+        if (used_ == max_chunks) {
             return false;
         }
-        try {
-            chunks_.push_back(std::move(block));
-        } catch (...) {
+        const std::size_t k = used_;
+        const std::size_t n = first_chunk << k;
+        Core* cores = new (std::nothrow) Core[n];
+        if (cores == nullptr) {
             return false;
         }
-        Core* cores = chunks_.back().get();
-        for (std::size_t i = 0; i < chunk; ++i) {
+        const std::uint64_t base = first_chunk * ((std::uint64_t{1} << k) - 1);
+        // Pushed in reverse so that the lowest ids are handed out first.
+        for (std::size_t i = n; i-- > 0;) {
+            if constexpr (requires(Core& c) { c.pool_id; }) {
+                cores[i].pool_id = static_cast<std::uint32_t>(base + i);
+            }
             cores[i].next_free = free_;
             free_ = &cores[i];
         }
+        chunks_[k].store(cores, std::memory_order_release);
+        ++used_;
         return true;
     }
 
     std::mutex mu_;
     Core* free_ = nullptr;
-    std::vector<std::unique_ptr<Core[]>> chunks_;
+    std::size_t used_ = 0;
+    std::atomic<Core*> chunks_[max_chunks] = {};
 };
 
 /// Runs `destroy` on a new detached thread: for an engine whose last

@@ -135,7 +135,10 @@ public:
     void stop() noexcept
     {
         stop_.store(true, std::memory_order_release);
-        Sys::eventfd_signal(evfd_); // level-triggered and left undrained: every waiter sees it
+        // Level-triggered and left undrained: every waiter sees it. A thread
+        // that drains the eventfd for a post puts the signal back when it
+        // finds stop_ set afterwards (run_batch), so no waiter misses it.
+        Sys::eventfd_signal(evfd_);
     }
 
     /// Undoes stop() so run() can be called again.
@@ -186,8 +189,14 @@ public:
     core_type* acquire_core() noexcept { return cores_.acquire(); }
 
     /// Returns a detached core to the pool. Its memory stays valid until the
-    /// engine is destroyed, which is what makes stale epoll events harmless.
+    /// engine is destroyed, and events name it by (slot id, generation), so an
+    /// event harvested for the socket that used it before never reaches the
+    /// next one (epoll_socket_core::on_epoll_events).
     void release_core(core_type* c) noexcept { cores_.release(c); }
+
+    /// The token of the engine's own eventfd in epoll events. Core tokens are
+    /// (generation << 32 | slot id), and no slot id is all ones.
+    static constexpr std::uint64_t wakeup_token = ~std::uint64_t{0};
 
 private:
     basic_epoll_engine() = default;
@@ -231,7 +240,7 @@ private:
         if (evfd_ < 0) {
             return false;
         }
-        if (Sys::epoll_add(epfd_, evfd_, EPOLLIN, this) != 0) {
+        if (Sys::epoll_add(epfd_, evfd_, EPOLLIN, wakeup_token) != 0) {
             return false;
         }
         try {
@@ -254,6 +263,7 @@ private:
             }
         }
         threads_.clear();
+        run_leftovers();
         if (evfd_ >= 0) {
             Sys::close(evfd_);
         }
@@ -261,6 +271,22 @@ private:
             Sys::close(epfd_);
         }
         delete this;
+    }
+
+    // Work the engine accepted and has not run yet (a coroutine's resumption
+    // posted by a close or a stop request, a socket's kick): run it now, on
+    // the destroying thread, as if it were a loop thread of this engine, so
+    // that nothing accepted is silently dropped (a dropped resumption leaks
+    // its coroutine frame and never runs its destructors). Work those items
+    // post runs too, until none is left.
+    void run_leftovers() noexcept
+    {
+        const detail::loop_context saved = detail::tls_loop;
+        detail::tls_loop = detail::loop_context{this, nullptr, nullptr};
+        while (detail::tls_loop.head != nullptr || has_posted_.load(std::memory_order_acquire)) {
+            run_posted_once();
+        }
+        detail::tls_loop = saved;
     }
 
     void thread_main() noexcept
@@ -296,14 +322,22 @@ private:
         }
         std::size_t handled = 0;
         for (int i = 0; i < n; ++i) {
-            void* p = events[i].data.ptr;
-            if (p == this) {
+            const std::uint64_t token = events[i].data.u64;
+            if (token == wakeup_token) {
                 if (!stop_.load(std::memory_order_acquire)) {
                     Sys::eventfd_drain(evfd_);
+                    // stop() may have run between the check and the drain: the
+                    // drain then took the signal that every other thread
+                    // sleeping in epoll_wait relies on. Put it back.
+                    if (stop_.load(std::memory_order_acquire)) {
+                        Sys::eventfd_signal(evfd_);
+                    }
                 }
                 continue;
             }
-            static_cast<core_type*>(p)->on_epoll_events(events[i].events);
+            if (core_type* c = cores_.at(static_cast<std::uint32_t>(token))) {
+                c->on_epoll_events(events[i].events, static_cast<std::uint32_t>(token >> 32));
+            }
             ++handled;
         }
         return handled + run_posted();

@@ -13,10 +13,17 @@
 //   RUNNING bit of `dispatch_`); events arriving meanwhile are folded into the
 //   running dispatch. Completion hooks run with no lock held, so a callback or
 //   resumed coroutine may call anything on its own socket, close included.
-// - A core is pooled by its engine and never freed while the engine lives, so an
-//   epoll event that names a core whose socket was just destroyed (by another
-//   thread, or earlier in the same batch) lands on valid memory, finds empty
-//   queues, and does nothing.
+// - A core is pooled by its engine and never freed while the engine lives, and
+//   is reused by the next socket. Epoll events name it by (slot id,
+//   generation), not by address; every open starts a new generation, kept in
+//   the upper half of the dispatch word, so an event harvested for an earlier
+//   socket of the same core (by another thread, or earlier in the same batch)
+//   is recognised and dropped, even after the core was reused.
+// - Nothing of a socket runs after its destroy (or close) returns: a destroy
+//   or close called from inside one of the socket's callbacks first delivers
+//   the other finished operations that this thread holds for it (the
+//   delivery frames below), and waits for completions that a stop request on
+//   another thread is delivering.
 #pragma once
 
 #include <asock/detail/operation.hpp>
@@ -46,30 +53,60 @@ using asock::detail::work_item;
 
 namespace detail {
 
-/// A record on the stack of each thread that is dispatching a socket's events,
-/// so that close() called from inside one of that socket's callbacks knows not
-/// to wait for the dispatch it is part of.
-struct dispatch_frame {
+/// A record on the stack of each thread that is delivering completions of a
+/// socket: an event dispatch, a close(), or a stop request's cancel(). It lets
+/// close() and destroy called from inside one of those completions
+/// - know not to wait for the delivery they are part of (no self-deadlock);
+/// - deliver, before they return, the finished operations the frame still
+///   holds (`pending`), so that no completion of the socket runs after them;
+/// - tell an enclosing close() that the socket was destroyed under it.
+struct delivery_frame {
+    enum class kind : std::uint8_t { dispatch, close, cancel };
     const void* core;
-    dispatch_frame* prev;
+    kind what;
+    bool destroyed;                 ///< (close) a completion destroyed the socket
+    asock::detail::op_list* pending; ///< finished, not yet delivered; null: none
+    delivery_frame* prev;
 };
-inline thread_local dispatch_frame* tls_dispatch_frames = nullptr;
+inline thread_local delivery_frame* tls_frames = nullptr;
 
-/// A record on the stack of a thread whose close() is delivering the
-/// completions of a socket, so that a destroy from inside one of them neither
-/// waits for that close nor lets it touch the destroyed socket afterwards.
-struct close_frame {
-    const void* core;
-    bool destroyed;
-    close_frame* prev;
+/// Pushes a frame for the lifetime of the scope.
+struct frame_scope {
+    delivery_frame frame;
+    frame_scope(const void* core, delivery_frame::kind what) noexcept
+        : frame{core, what, false, nullptr, tls_frames}
+    {
+        tls_frames = &frame;
+    }
+    ~frame_scope() { tls_frames = frame.prev; }
+    frame_scope(const frame_scope&) = delete;
+    frame_scope& operator=(const frame_scope&) = delete;
 };
-inline thread_local close_frame* tls_close_frames = nullptr;
+
+inline bool in_frame(const void* core, delivery_frame::kind what) noexcept
+{
+    for (delivery_frame* f = tls_frames; f != nullptr; f = f->prev) {
+        if (f->core == core && f->what == what) {
+            return true;
+        }
+    }
+    return false;
+}
+
+inline unsigned count_frames(const void* core, delivery_frame::kind what) noexcept
+{
+    unsigned n = 0;
+    for (delivery_frame* f = tls_frames; f != nullptr; f = f->prev) {
+        n += f->core == core && f->what == what ? 1u : 0u;
+    }
+    return n;
+}
 
 inline bool mark_destroyed_if_closing_here(const void* core) noexcept
 {
     bool found = false;
-    for (close_frame* f = tls_close_frames; f != nullptr; f = f->prev) {
-        if (f->core == core) {
+    for (delivery_frame* f = tls_frames; f != nullptr; f = f->prev) {
+        if (f->core == core && f->what == delivery_frame::kind::close) {
             f->destroyed = true;
             found = true;
         }
@@ -77,14 +114,26 @@ inline bool mark_destroyed_if_closing_here(const void* core) noexcept
     return found;
 }
 
-inline bool dispatching_on_this_thread(const void* core) noexcept
+/// Moves to the back of `out` every finished operation that this thread's
+/// frames still hold for `core`, innermost frame first. Their frames' own
+/// delivery loops then find nothing left to deliver.
+inline void take_pending_here(const void* core, asock::detail::op_list& out) noexcept
 {
-    for (dispatch_frame* f = tls_dispatch_frames; f != nullptr; f = f->prev) {
-        if (f->core == core) {
-            return true;
+    for (delivery_frame* f = tls_frames; f != nullptr; f = f->prev) {
+        if (f->core == core && f->pending != nullptr) {
+            out.splice_back(*f->pending);
         }
     }
-    return false;
+}
+
+/// Calls the completion hook of each operation of `list` in order, taking
+/// each off the list before its hook runs (a hook may take the rest: see
+/// take_pending_here).
+inline void deliver(asock::detail::op_list& list, asock::detail::completion_mode mode) noexcept
+{
+    while (asock::detail::operation* op = list.pop_front()) {
+        op->complete(op, mode);
+    }
 }
 
 /// Largest number of iovec entries passed to one system call; longer buffer
@@ -128,14 +177,25 @@ public:
             maybe_readable_ = true; // unknown: the first receive tries the call
             read_final_ = false;
         }
-        if (fd < 0 || Sys::epoll_add(engine_->epoll_fd(), fd, socket_event_mask, this) != 0) {
+        // A new generation: events harvested for the previous socket of this
+        // core carry the old one and are dropped from now on. Pending event
+        // bits, a waiting closer's mark and a hand-over mark belong to that
+        // socket too; RUNNING stays (this may run inside the previous
+        // socket's dispatch, which then goes on serving this one).
+        std::uint64_t word = dispatch_.load(std::memory_order_relaxed);
+        std::uint64_t next;
+        do {
+            next = (static_cast<std::uint64_t>(generation(word) + 1) << 32) | (word & running);
+        } while (!dispatch_.compare_exchange_weak(word, next, std::memory_order_acq_rel, std::memory_order_relaxed));
+        const std::uint64_t token = (next & ~low_bits) | pool_id;
+        if (fd < 0 || Sys::epoll_add(engine_->epoll_fd(), fd, socket_event_mask, token) != 0) {
             set_state(socket_state::created);
             return open_result::error;
         }
         fd_ = fd;
         owner_ = owner;
         opened_ = true;
-        send_poisoned_ = false;
+        send_failed_ = send_result::ok;
         set_state(socket_state::open);
         return open_result::ok;
     }
@@ -155,6 +215,10 @@ public:
         // has queued its operation, so after these two sections none can add more.
         op_list abandoned;
         op_list finished; // results already set, callbacks not yet delivered
+        // Called from a callback of this socket: the finished operations this
+        // thread's dispatch (or cancel) has not delivered yet go first; they
+        // too must complete before close returns.
+        detail::take_pending_here(this, finished);
         {
             std::lock_guard lk(read_.mu);
             abandoned.splice_back(read_.ops);
@@ -183,14 +247,18 @@ public:
         }
         // The state stays CLOSING while the completions run, so a destroy on
         // another thread waits until they are all delivered (11_020). A
-        // completion on this thread may destroy the socket: detach() then marks
-        // the frame and does not wait, and `this` is not touched again here.
+        // completion on this thread may destroy the socket: detach() then
+        // delivers the rest of `finished` itself, marks the frame, and does
+        // not wait; `this` is not touched again here.
         finished.splice_back(abandoned);
-        detail::close_frame frame{this, false, detail::tls_close_frames};
-        detail::tls_close_frames = &frame;
-        asock::detail::complete_all(finished, completion_mode::foreign);
-        detail::tls_close_frames = frame.prev;
-        if (!frame.destroyed) {
+        bool destroyed = false;
+        {
+            detail::frame_scope scope(this, detail::delivery_frame::kind::close);
+            scope.frame.pending = &finished;
+            detail::deliver(finished, completion_mode::foreign);
+            destroyed = scope.frame.destroyed;
+        }
+        if (!destroyed) {
             set_state(socket_state::closed);
         }
     }
@@ -199,22 +267,49 @@ public:
     /// implicitly, destroys the handle, and readies the core for reuse.
     void detach() noexcept
     {
-        auto s = state_.load(std::memory_order_acquire);
         // Destroyed from a completion that this thread's close() is delivering:
         // that close is past every use of the socket but its final state, which
         // the mark tells it to skip. Do not wait for it.
         const bool closing_here = detail::mark_destroyed_if_closing_here(this);
-        while (!closing_here && (s == socket_state::opening || s == socket_state::closing)) {
-            state_.wait(s, std::memory_order_acquire);
-            s = state_.load(std::memory_order_acquire);
+        // Destroyed from a completion this thread is delivering (a dispatch, a
+        // close, a cancel): the other finished operations those deliveries
+        // still hold for this socket complete now, never after destroy returns.
+        {
+            op_list rest;
+            detail::take_pending_here(this, rest);
+            detail::deliver(rest, completion_mode::foreign);
         }
-        if (s == socket_state::open) {
-            close();
+        for (;;) {
+            auto s = state_.load(std::memory_order_acquire);
+            if (s == socket_state::open) {
+                close(); // may lose the race to a close on another thread: then wait for that one
+                continue;
+            }
+            if ((s != socket_state::opening && s != socket_state::closing) || closing_here) {
+                break;
+            }
+            if (s == socket_state::closing && detail::in_frame(this, detail::delivery_frame::kind::dispatch)) {
+                // A close() on another thread waits for this dispatch, and this
+                // destroy waits for that close. This dispatch has nothing left
+                // to deliver for the socket (taken above): let the close go on.
+                release_dispatch_to_closer();
+            }
+            state_.wait(s, std::memory_order_acquire);
         }
         if (opened_ && owner_.destroy != nullptr) {
             owner_.destroy(owner_.context, fd_);
         }
         wait_dispatch_idle();
+        // A stop request on another thread may be completing an operation of
+        // this socket right now (it took the operation off a queue before the
+        // close): the completion must not outlive the destroy. Cancels this
+        // thread is running itself (a hook inside one destroyed the socket)
+        // are not waited for.
+        const unsigned own = detail::count_frames(this, detail::delivery_frame::kind::cancel);
+        for (std::uint32_t c = cancels_.load(std::memory_order_acquire); c > own;
+             c = cancels_.load(std::memory_order_acquire)) {
+            cancels_.wait(c, std::memory_order_acquire);
+        }
         fd_ = -1;
         owner_ = {};
         transport_ = {};
@@ -242,8 +337,10 @@ public:
             done = true;
             return send_sync_result::ok;
         }
-        if (send_poisoned_) {
-            return send_sync_result::error;
+        if (send_failed_ != send_result::ok) {
+            // The direction failed for good (a torn send): a reset reads as
+            // the connection being gone (11_059), anything else as an error.
+            return send_failed_ == send_result::abandoned ? send_sync_result::not_open : send_sync_result::error;
         }
         if (!write_.ops.empty()) {
             write_.ops.push_back(&op); // keep order: never overtake a queued send
@@ -260,6 +357,18 @@ public:
             return send_sync_result::ok;
         case detail::io_status::failed:
             break;
+        }
+        if (op.sent > 0 || send_failed_ != send_result::ok) {
+            // Part of this send is on the wire (or the transport over-reported
+            // and nobody knows what is): the operation was accepted, and it
+            // completes through its callback; the send direction has failed
+            // for good, so no later send appends to a truncated message.
+            // The connection-gone errors of 11_059 read as abandoned here.
+            op.result = err == ECONNRESET || err == ENOTCONN || err == EPIPE ? send_result::abandoned
+                                                                             : send_result::error;
+            fail_sends(op.result);
+            done = true;
+            return send_sync_result::ok;
         }
         if (err == ECONNRESET || err == ENOTCONN || err == EPIPE) {
             return send_sync_result::not_open;
@@ -369,7 +478,7 @@ public:
         if (!op.queued) {
             return;
         }
-        op_list poisoned;
+        op_list done;
         switch (op.kind) {
         case op_kind::send: {
             auto& s = static_cast<send_op&>(op);
@@ -378,9 +487,9 @@ public:
             if (s.sent > 0) {
                 // Part of this send is on the wire; the rest of the stream
                 // would follow a truncated message. Fail the direction.
-                send_poisoned_ = true;
-                poisoned.splice_back(sd.ops);
-                mark_taken(poisoned);
+                fail_sends(send_result::error);
+                done.splice_back(sd.ops);
+                mark_taken(done);
             }
             break;
         }
@@ -393,18 +502,31 @@ public:
             static_cast<notify_op&>(op).result = notify_io_result::cancelled;
             break;
         }
+        // Counted while the lock is held: a destroy that runs after the close
+        // that no longer finds `op` queued waits for these completions.
+        cancels_.fetch_add(1, std::memory_order_acq_rel);
         lk.unlock();
-        for (operation* p = poisoned.front(); p != nullptr; p = static_cast<operation*>(p->next)) {
+        for (operation* p = done.front(); p != nullptr; p = static_cast<operation*>(p->next)) {
             static_cast<send_op*>(p)->result = send_result::error;
         }
-        op.complete(&op, completion_mode::foreign);
-        asock::detail::complete_all(poisoned, completion_mode::foreign);
+        {
+            detail::frame_scope scope(this, detail::delivery_frame::kind::cancel);
+            scope.frame.pending = &done;
+            op.complete(&op, completion_mode::foreign);
+            detail::deliver(done, completion_mode::foreign);
+        }
+        // The core is pooled: touching the counter after a destroy that did
+        // not wait for this cancel (it ran inside it) is harmless.
+        if (cancels_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+            cancels_.notify_all();
+        }
     }
 
     // ---- engine side ---------------------------------------------------------
 
-    /// Called by the engine for each epoll event naming this core.
-    void on_epoll_events(std::uint32_t events) noexcept
+    /// Called by the engine for each epoll event naming this core, with the
+    /// generation the event's token carried.
+    void on_epoll_events(std::uint32_t events, std::uint32_t gen) noexcept
     {
         std::uint32_t bits = 0;
         bits |= (events & EPOLLIN) ? ev_in : 0u;
@@ -412,11 +534,14 @@ public:
         bits |= (events & EPOLLERR) ? ev_err : 0u;
         bits |= (events & EPOLLHUP) ? ev_hup : 0u;
         bits |= (events & EPOLLRDHUP) ? ev_rdhup : 0u;
-        dispatch(bits);
+        dispatch(bits, &gen);
     }
 
     /// Pool link, used by the engine only.
     epoll_socket_core* next_free = nullptr;
+    /// Slot id in the engine's pool (set by the pool), the low half of every
+    /// epoll token of this core.
+    std::uint32_t pool_id = 0;
 
 private:
     static constexpr std::uint32_t ev_in = 1u << 0;
@@ -426,8 +551,13 @@ private:
     static constexpr std::uint32_t ev_rdhup = 1u << 4;
     static constexpr std::uint32_t ev_kick = 1u << 5; // "pump the receive queue", posted by start_receive
     static constexpr std::uint32_t ev_mask = (1u << 6) - 1;
-    static constexpr std::uint32_t close_wait = 1u << 30;
-    static constexpr std::uint32_t running = 1u << 31;
+    // The dispatch word: event bits and these flags in the low half, the
+    // generation of the socket that owns the core in the high half.
+    static constexpr std::uint64_t released = 1u << 29;   // the running dispatch delivers nothing more: a closer need not wait
+    static constexpr std::uint64_t close_wait = 1u << 30; // a close / destroy waits for the running dispatch to end
+    static constexpr std::uint64_t running = 1u << 31;
+    static constexpr std::uint64_t low_bits = 0xFFFFFFFFu;
+    static std::uint32_t generation(std::uint64_t word) noexcept { return static_cast<std::uint32_t>(word >> 32); }
 
     struct side {
         asock::detail::word_mutex mu;
@@ -486,7 +616,10 @@ private:
     {
         epoll_socket_core* self = static_cast<kick_item*>(w)->self;
         self->kick_pending_.store(false, std::memory_order_release);
-        self->dispatch(ev_kick);
+        // No generation check: a kick only pumps the queues, which is harmless
+        // for a later socket of this core, and may stand for a kick that
+        // socket's kick() folded into this one.
+        self->dispatch(ev_kick, nullptr);
     }
 
     void kick() noexcept
@@ -502,50 +635,59 @@ private:
     // handles the events; others just OR their bits in and leave. Event bits
     // are cleared in the word when taken, so an edge that repeats a bit being
     // handled is never lost. Uncontended: one CAS to take, one to release.
-    void dispatch(std::uint32_t bits) noexcept
+    // `gen`, for epoll events, is the generation the event was registered
+    // with: an event of an earlier socket of this core is dropped, and the
+    // check is part of every CAS, so it cannot slip into a later socket's
+    // running dispatch either.
+    void dispatch(std::uint32_t bits, const std::uint32_t* gen) noexcept
     {
-        std::uint32_t cur = dispatch_.load(std::memory_order_relaxed);
+        std::uint64_t cur = dispatch_.load(std::memory_order_relaxed);
         std::uint32_t evs = 0;
         for (;;) {
+            if (gen != nullptr && generation(cur) != *gen) {
+                return; // harvested for an earlier socket of this core
+            }
             if ((cur & running) != 0) {
                 if (dispatch_.compare_exchange_weak(cur, cur | bits, std::memory_order_acq_rel,
                                                     std::memory_order_relaxed)) {
                     return; // the running dispatch will see our bits
                 }
-            } else if (dispatch_.compare_exchange_weak(cur, running | (cur & close_wait), std::memory_order_acq_rel,
-                                                       std::memory_order_relaxed)) {
-                evs = bits | (cur & ev_mask);
+            } else if (dispatch_.compare_exchange_weak(cur, (cur & ~static_cast<std::uint64_t>(ev_mask)) | running,
+                                                       std::memory_order_acq_rel, std::memory_order_relaxed)) {
+                evs = bits | (static_cast<std::uint32_t>(cur) & ev_mask);
                 break;
             }
         }
-        detail::dispatch_frame frame{this, detail::tls_dispatch_frames};
-        detail::tls_dispatch_frames = &frame;
+        detail::frame_scope scope(this, detail::delivery_frame::kind::dispatch);
         for (;;) {
             if (evs != 0) {
-                process(evs);
+                process(evs, scope.frame);
             }
-            std::uint32_t expected = running;
-            if (dispatch_.compare_exchange_strong(expected, 0, std::memory_order_acq_rel)) {
-                break;
-            }
-            // New event bits arrived, or close() waits: take the bits, keep RUNNING.
-            const std::uint32_t old = dispatch_.fetch_and(running | close_wait, std::memory_order_acq_rel);
-            evs = old & ev_mask;
-            if (evs == 0) {
-                std::uint32_t waiting = old & (running | close_wait);
-                if (dispatch_.compare_exchange_strong(waiting, 0, std::memory_order_acq_rel)) {
-                    dispatch_.notify_all(); // wake close() / destroy
-                    break;
+            // New event bits arrived: take them, keep RUNNING. None: leave,
+            // clearing RUNNING and the closer's marks, and wake a closer.
+            std::uint64_t c = dispatch_.load(std::memory_order_acquire);
+            for (;;) {
+                if ((c & ev_mask) != 0) {
+                    if (dispatch_.compare_exchange_weak(c, c & ~static_cast<std::uint64_t>(ev_mask),
+                                                        std::memory_order_acq_rel, std::memory_order_acquire)) {
+                        evs = static_cast<std::uint32_t>(c) & ev_mask;
+                        break;
+                    }
+                } else if (dispatch_.compare_exchange_weak(c, c & ~low_bits, std::memory_order_acq_rel,
+                                                           std::memory_order_acquire)) {
+                    if ((c & close_wait) != 0) {
+                        dispatch_.notify_all(); // wake close() / destroy
+                    }
+                    return;
                 }
-                // more bits arrived meanwhile: loop and take them
             }
         }
-        detail::tls_dispatch_frames = frame.prev;
     }
 
-    void process(std::uint32_t evs) noexcept
+    void process(std::uint32_t evs, detail::delivery_frame& frame) noexcept
     {
         op_list done;
+        frame.pending = &done;
         if ((evs & ev_kick) != 0) {
             for (side* sd : {&read_, &write_}) {
                 std::lock_guard lk(sd->mu);
@@ -579,7 +721,10 @@ private:
                 complete_ready_notifies(write_.notifies, evs, done);
             }
         }
-        asock::detail::complete_all(done, completion_mode::engine_thread);
+        // A hook may close or destroy this socket: that takes (and delivers)
+        // the rest of `done` through the frame before it returns.
+        detail::deliver(done, completion_mode::engine_thread);
+        frame.pending = nullptr;
     }
 
     // Spec 04_008..04_011: error first, then hang-up (abandoned), then readiness.
@@ -630,22 +775,42 @@ private:
         while (operation* op = write_.ops.front()) {
             auto& s = static_cast<send_op&>(*op);
             int err = 0;
-            const auto st = send_poisoned_ ? detail::io_status::failed : try_send(s, err);
+            if (send_failed_ != send_result::ok) {
+                write_.ops.unlink(op);
+                s.result = send_failed_; // behind a torn send: never sent
+                hand_over(done, op);
+                continue;
+            }
+            const auto st = try_send(s, err);
             if (st == detail::io_status::would_block) {
                 break;
             }
             write_.ops.unlink(op);
-            // Spec 11_098 / 11_099: ECONNRESET abandons, anything else is an error.
-            // EPIPE too abandons: it is how the kernel reports a reset whose
-            // ECONNRESET a receive in the same dispatch already consumed.
-            s.result = st == detail::io_status::done      ? send_result::ok
-                       : err == ECONNRESET || err == EPIPE ? send_result::abandoned
-                                                           : send_result::error;
+            s.result = st == detail::io_status::done ? send_result::ok : send_failure_result(err);
+            if (st == detail::io_status::failed && s.sent > 0) {
+                fail_sends(s.result); // torn: no later send may follow the truncated bytes
+            }
             hand_over(done, op);
         }
     }
 
     static bool would_block(int e) noexcept { return e == EAGAIN || e == EWOULDBLOCK; }
+
+    // Spec 11_098 / 11_099: ECONNRESET abandons, anything else is an error.
+    // EPIPE too abandons: it is how the kernel reports a reset whose
+    // ECONNRESET a receive in the same dispatch already consumed.
+    // Under write_.mu: the send direction fails for good; the first cause stays.
+    void fail_sends(send_result r) noexcept
+    {
+        if (send_failed_ == send_result::ok) {
+            send_failed_ = r;
+        }
+    }
+
+    static send_result send_failure_result(int err) noexcept
+    {
+        return err == ECONNRESET || err == EPIPE ? send_result::abandoned : send_result::error;
+    }
 
     // Moves bytes of `op` until it is complete, the transport would block, or
     // it fails (errno in `err`). Progress is kept in op.index / op.offset.
@@ -653,13 +818,15 @@ private:
     {
         while (op.sent < op.total) {
             long n;
+            std::size_t asked = 0; // what this one call was offered
             if (transport_.on_send != nullptr) {
                 const const_buffer& b = op.buffers[op.index];
-                n = transport_.on_send(transport_.on_send_context, static_cast<const char*>(b.data) + op.offset,
-                                       b.size - op.offset);
+                asked = b.size - op.offset;
+                n = transport_.on_send(transport_.on_send_context, static_cast<const char*>(b.data) + op.offset, asked);
             } else if (op.count - op.index == 1) {
                 const const_buffer& b = op.buffers[op.index];
-                n = Sys::send_one(fd_, static_cast<const char*>(b.data) + op.offset, b.size - op.offset);
+                asked = b.size - op.offset;
+                n = Sys::send_one(fd_, static_cast<const char*>(b.data) + op.offset, asked);
             } else {
                 iovec iov[detail::max_iov];
                 int cnt = 0;
@@ -667,6 +834,7 @@ private:
                     const std::uint32_t skip = i == op.index ? op.offset : 0;
                     iov[cnt].iov_base = const_cast<char*>(static_cast<const char*>(op.buffers[i].data)) + skip;
                     iov[cnt].iov_len = op.buffers[i].size - skip;
+                    asked += iov[cnt].iov_len;
                 }
                 n = Sys::send_iov(fd_, iov, cnt);
             }
@@ -681,8 +849,14 @@ private:
                 err = e;
                 return detail::io_status::failed;
             }
-            if (n == 0 || static_cast<unsigned long>(n) > op.total - op.sent) {
-                err = EIO; // a transport that moves nothing or more than asked is broken
+            if (n == 0 || static_cast<unsigned long>(n) > asked) {
+                // A transport that moves nothing, or claims more than this call
+                // offered, is broken. After an over-report nobody knows which
+                // bytes are on the wire: the send direction fails for good.
+                if (n != 0) {
+                    fail_sends(send_result::error);
+                }
+                err = EIO;
                 return detail::io_status::failed;
             }
             advance(op, static_cast<std::uint32_t>(n));
@@ -789,17 +963,27 @@ private:
         return detail::io_status::done;
     }
 
-    // Waits until no other thread is dispatching this socket.
+    // Waits until no other thread is dispatching this socket, or the one that
+    // is has handed over (release_dispatch_to_closer: it holds nothing more
+    // to deliver for this socket).
     void wait_dispatch_idle() noexcept
     {
-        if (detail::dispatching_on_this_thread(this)) {
+        if (detail::in_frame(this, detail::delivery_frame::kind::dispatch)) {
             return;
         }
-        std::uint32_t c = dispatch_.fetch_or(close_wait, std::memory_order_acq_rel) | close_wait;
-        while ((c & running) != 0) {
+        std::uint64_t c = dispatch_.fetch_or(close_wait, std::memory_order_acq_rel) | close_wait;
+        while ((c & running) != 0 && (c & released) == 0) {
             dispatch_.wait(c, std::memory_order_acquire);
             c = dispatch_.load(std::memory_order_acquire);
         }
+    }
+
+    // Called by the thread running this socket's dispatch, from a destroy
+    // inside one of its callbacks, once it has delivered everything it held.
+    void release_dispatch_to_closer() noexcept
+    {
+        dispatch_.fetch_or(released, std::memory_order_acq_rel);
+        dispatch_.notify_all();
     }
 
     engine_type* engine_ = nullptr;
@@ -807,7 +991,11 @@ private:
     owner_type owner_{};
     int fd_ = -1;
     bool opened_ = false;
-    bool send_poisoned_ = false; // guarded by write_.mu
+    // Guarded by write_.mu. ok while sends may go on; otherwise the send
+    // direction failed for good (part of a send reached the wire and the rest
+    // never will, or a transport over-reported) and every later send
+    // completes with this result (abandoned after a reset, else error).
+    send_result send_failed_ = send_result::ok;
     // Guarded by read_.mu. False once a receive call found the socket drained
     // (EAGAIN, or a short read from the kernel); true again at the next edge.
     // While false, a receive queues without a call that could only fail:
@@ -818,7 +1006,8 @@ private:
     // no longer means drained.
     bool read_final_ = false;
     std::atomic<socket_state> state_{socket_state::created};
-    std::atomic<std::uint32_t> dispatch_{0};
+    std::atomic<std::uint64_t> dispatch_{0}; // see `running` .. `generation`
+    std::atomic<std::uint32_t> cancels_{0};  // stop requests delivering a completion of this socket now
     std::atomic<bool> kick_pending_{false};
     kick_item kick_item_{};
     side read_;

@@ -29,11 +29,12 @@ inline constexpr std::uint32_t socket_event_mask = EPOLLIN | EPOLLOUT | EPOLLRDH
 struct epoll_sys {
     static int epoll_create() noexcept { return ::epoll_create1(EPOLL_CLOEXEC); }
 
-    static int epoll_add(int epfd, int fd, std::uint32_t events, void* data) noexcept
+    /// Registers `fd`; its events carry `token` (epoll_event::data.u64).
+    static int epoll_add(int epfd, int fd, std::uint32_t events, std::uint64_t token) noexcept
     {
         epoll_event ev{};
         ev.events = events;
-        ev.data.ptr = data;
+        ev.data.u64 = token;
         return ::epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
     }
 
