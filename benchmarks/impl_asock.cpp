@@ -208,8 +208,9 @@ int run_asock(const bench_config* cfg, bench_run* run)
         bench_fail(run, "asock: cannot create the server engine", 0);
         return -1;
     }
-    std::error_code ec;
-    s->listener = asock::tcp_listener_t::listen(*s->engine, host, 0, ec);
+    auto listened = asock::tcp_listener_t::listen(*s->engine, host, 0);
+    const std::error_code ec = listened.error;
+    s->listener = std::move(listened.listener);
     if (ec) {
         bench_fail(run, ("asock: listen: " + ec.message()).c_str(), 0);
         return -1;

@@ -96,8 +96,9 @@ int main(int argc, char** argv)
         fmt::print(stderr, "echo_demo: cannot create an engine\n");
         return 1;
     }
-    std::error_code ec;
-    auto listener = asock::tcp_listener_t::listen(*engine, "127.0.0.1", 0, ec);
+    auto listened = asock::tcp_listener_t::listen(*engine, "127.0.0.1", 0);
+    const std::error_code ec = listened.error;
+    auto& listener = listened.listener;
     if (ec) {
         fmt::print(stderr, "echo_demo: listen: {}\n", ec.message());
         return 1;

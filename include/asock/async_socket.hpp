@@ -24,8 +24,14 @@
 #include <asock/results.hpp>
 #include <asock/transport.hpp>
 
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <ranges>
 #include <span>
 #include <stop_token>
+#include <type_traits>
 #include <utility>
 
 namespace asock {
@@ -35,13 +41,27 @@ namespace asock {
 struct send_operation : detail::send_op {
     void (*on_complete)(void* context, send_result result) = nullptr;
     void* context = nullptr;
+    const_buffer single{}; ///< The descriptor of a one-buffer send, copied here.
 };
 
 /// Caller-owned record of a receive started in callback form.
 struct receive_operation : detail::receive_op {
     void (*on_complete)(void* context, receive_result result, std::uint32_t bytes_received) = nullptr;
     void* context = nullptr;
+    mutable_buffer single{}; ///< The descriptor of a one-buffer receive, copied here.
 };
+
+/// A list of buffer descriptors that a callback-form operation may keep
+/// pointing to until its callback: a contiguous range of `Buffer` that is
+/// either an lvalue (an array, a vector, ... that the caller keeps) or a view
+/// (std::span), never a temporary container, whose descriptors would be gone
+/// before the operation ends. Passing a temporary std::array, std::vector or
+/// braced list does not compile; a single descriptor has its own overload,
+/// which copies it into the operation record.
+template <class Range, class Buffer>
+concept buffer_list = std::ranges::contiguous_range<Range> && std::ranges::sized_range<Range> &&
+                      std::ranges::borrowed_range<Range> &&
+                      std::same_as<std::remove_cv_t<std::ranges::range_value_t<Range>>, Buffer>;
 
 /// Caller-owned record of a readiness notification started in callback form.
 struct notify_operation : detail::notify_op {
@@ -188,61 +208,53 @@ public:
 
     // ---- callback forms ------------------------------------------------------
 
+    // The callback forms check their arguments in one order, and give the
+    // same answer for the same condition on every operation (docs/awaitables.md,
+    // "Bad input"): no socket (empty, moved-from, creation failed) -> not_open;
+    // a null callback, bad buffers or a bad notify type -> invalid_argument;
+    // a socket that is not OPEN -> not_open. Nothing is called back then.
+
     /// Starts a send. ok: `on_complete` will be called exactly once, possibly
     /// before this returns (when the send completes at once, spec 11_061).
-    /// error / not_open: rejected, `on_complete` is not called. The buffer array
-    /// and the buffers must stay valid until the callback.
-    send_sync_result send_async(send_operation& op, std::span<const const_buffer> buffers,
-                                void (*on_complete)(void*, send_result), void* context) noexcept
+    /// Otherwise rejected (not_open, invalid_argument, or error: the
+    /// transport failed at once before any byte went out), and `on_complete`
+    /// is not called. The buffers, and the array listing them (`buffers` must
+    /// be an lvalue or a view, see buffer_list), must stay valid until the
+    /// callback.
+    template <class Buffers>
+        requires buffer_list<Buffers, const_buffer>
+    send_sync_result send_async(send_operation& op, Buffers&& buffers, void (*on_complete)(void*, send_result),
+                                void* context) noexcept
     {
-        if (core_ == nullptr || on_complete == nullptr) {
-            return send_sync_result::error;
-        }
-        reset_op(op);
-        op.buffers = buffers.data();
-        op.count = detail::checked_length(buffers.size());
-        op.sent = op.index = op.offset = 0;
-        if (!detail::validate_buffers(op.buffers, op.count, op.total)) {
-            return send_sync_result::error;
-        }
-        op.on_complete = on_complete;
-        op.context = context;
-        op.complete = &complete_send;
-        bool done = false;
-        const send_sync_result r = core_->start_send(op, done);
-        if (r == send_sync_result::ok && done) {
-            if (detail::tls_inline_depth < detail::max_inline_depth) {
-                ++detail::tls_inline_depth;
-                op.on_complete(op.context, op.result);
-                --detail::tls_inline_depth;
-            } else {
-                core_->post_completion(op); // on an engine thread, before any close() returns
-            }
-        }
-        return r;
+        return start_send(op, std::ranges::data(buffers), std::ranges::size(buffers), on_complete, context);
+    }
+
+    /// Starts a send of one buffer; its descriptor is copied into `op`.
+    send_sync_result send_async(send_operation& op, const_buffer buffer, void (*on_complete)(void*, send_result),
+                                void* context) noexcept
+    {
+        op.single = buffer;
+        return start_send(op, &op.single, 1, on_complete, context);
     }
 
     /// Starts a receive. started: `on_complete` will be called exactly once, on
     /// an engine thread, never before this returns, in the order receives were
-    /// started. Otherwise rejected and not called.
-    start_result receive_async(receive_operation& op, std::span<const mutable_buffer> buffers,
+    /// started. Otherwise rejected (not_open, invalid_argument) and not called.
+    /// The buffers and the array listing them must stay valid until the callback.
+    template <class Buffers>
+        requires buffer_list<Buffers, mutable_buffer>
+    start_result receive_async(receive_operation& op, Buffers&& buffers,
                                void (*on_complete)(void*, receive_result, std::uint32_t), void* context) noexcept
     {
-        if (core_ == nullptr || on_complete == nullptr) {
-            return core_ == nullptr ? start_result::not_open : start_result::invalid_argument;
-        }
-        reset_op(op);
-        op.buffers = buffers.data();
-        op.count = detail::checked_length(buffers.size());
-        op.received = 0;
-        if (!detail::validate_buffers(op.buffers, op.count, op.total)) {
-            return start_result::invalid_argument;
-        }
-        op.on_complete = on_complete;
-        op.context = context;
-        op.complete = &complete_receive;
-        bool done = false;
-        return core_->start_receive(op, false, done);
+        return start_receive(op, std::ranges::data(buffers), std::ranges::size(buffers), on_complete, context);
+    }
+
+    /// Starts a receive into one buffer; its descriptor is copied into `op`.
+    start_result receive_async(receive_operation& op, mutable_buffer buffer,
+                               void (*on_complete)(void*, receive_result, std::uint32_t), void* context) noexcept
+    {
+        op.single = buffer;
+        return start_receive(op, &op.single, 1, on_complete, context);
     }
 
     /// Starts a readiness notification. started: `on_complete` will be called
@@ -266,6 +278,62 @@ public:
     }
 
 private:
+    send_sync_result start_send(send_operation& op, const const_buffer* buffers, std::size_t count,
+                                void (*on_complete)(void*, send_result), void* context) noexcept
+    {
+        if (core_ == nullptr) {
+            return send_sync_result::not_open;
+        }
+        if (on_complete == nullptr || count > std::numeric_limits<std::uint32_t>::max()) {
+            return send_sync_result::invalid_argument;
+        }
+        reset_op(op);
+        op.buffers = buffers;
+        op.count = static_cast<std::uint32_t>(count);
+        op.sent = op.index = op.offset = 0;
+        if (!detail::validate_buffers(op.buffers, op.count, op.total)) {
+            return send_sync_result::invalid_argument;
+        }
+        op.on_complete = on_complete;
+        op.context = context;
+        op.complete = &complete_send;
+        bool done = false;
+        const send_sync_result r = core_->start_send(op, done);
+        if (r == send_sync_result::ok && done) {
+            if (detail::tls_inline_depth < detail::max_inline_depth) {
+                ++detail::tls_inline_depth;
+                op.on_complete(op.context, op.result);
+                --detail::tls_inline_depth;
+            } else {
+                core_->post_completion(op); // on an engine thread, before any close() returns
+            }
+        }
+        return r;
+    }
+
+    start_result start_receive(receive_operation& op, const mutable_buffer* buffers, std::size_t count,
+                               void (*on_complete)(void*, receive_result, std::uint32_t), void* context) noexcept
+    {
+        if (core_ == nullptr) {
+            return start_result::not_open;
+        }
+        if (on_complete == nullptr || count > std::numeric_limits<std::uint32_t>::max()) {
+            return start_result::invalid_argument;
+        }
+        reset_op(op);
+        op.buffers = buffers;
+        op.count = static_cast<std::uint32_t>(count);
+        op.received = 0;
+        if (!detail::validate_buffers(op.buffers, op.count, op.total)) {
+            return start_result::invalid_argument;
+        }
+        op.on_complete = on_complete;
+        op.context = context;
+        op.complete = &complete_receive;
+        bool done = false;
+        return core_->start_receive(op, false, done);
+    }
+
     async_socket(engine_type* engine, const custom_transport& transport, bool ok) noexcept
     {
         if (ok) {

@@ -20,9 +20,10 @@ enum class open_result : std::uint8_t {
 
 /// Immediate result of starting a send in callback form (the spec's ASYNC_SOCKET_SEND_SYNC_RESULT).
 enum class send_sync_result : std::uint8_t {
-    ok = 1,       ///< Accepted: the completion callback will be called exactly once.
-    error = 2,    ///< Rejected (invalid argument or a send error): the callback is not called.
-    not_open = 3, ///< Rejected: the socket is not OPEN, or the peer reset / closed it.
+    ok = 1,               ///< Accepted: the completion callback will be called exactly once.
+    error = 2,            ///< Rejected: the transport failed at once, before any byte went out. The callback is not called.
+    not_open = 3,         ///< Rejected: no socket, the socket is not OPEN, or the peer reset / closed it.
+    invalid_argument = 4, ///< Rejected (C++ only; the C API reports it as ..._SYNC_ERROR): a null callback or bad buffers.
 };
 
 /// Outcome of a send. The first three values are the spec's ASYNC_SOCKET_SEND_RESULT.
@@ -99,6 +100,7 @@ constexpr std::string_view to_string(send_sync_result r) noexcept
     case send_sync_result::ok: return "ok";
     case send_sync_result::error: return "error";
     case send_sync_result::not_open: return "not_open";
+    case send_sync_result::invalid_argument: return "invalid_argument";
     }
     return "invalid";
 }

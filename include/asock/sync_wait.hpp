@@ -9,8 +9,12 @@
 #pragma once
 
 #include <asock/detail/operation.hpp>
+#include <asock/detail/sync_wait_probe.hpp>
 
 #include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <coroutine>
 #include <exception>
 #include <condition_variable>
@@ -117,7 +121,36 @@ struct sync_latch {
         std::unique_lock lk(mu);
         cv.wait(lk, [this] { return set; });
     }
+    /// False when `d` passed without a release.
+    template <class Duration>
+    bool acquire_for(Duration d)
+    {
+        std::unique_lock lk(mu);
+        return cv.wait_for(lk, d, [this] { return set; });
+    }
 };
+
+/// Waits for `done`; stops the program with a message when the awaitable is
+/// suspended on an engine that has no threads and whose loop no thread has
+/// run for two checks in a row: that wait could never end.
+inline void wait_or_diagnose(sync_latch& done, const sync_wait_probe& probe)
+{
+    int unattended_checks = 0;
+    while (!done.acquire_for(std::chrono::milliseconds(500))) {
+        if (probe.engine != nullptr && probe.unattended(probe.engine)) {
+            if (++unattended_checks >= 2) {
+                std::fputs("asock: sync_wait(awaitable) waits for an operation of an engine created with threads = 0, "
+                           "and no thread runs that engine's loop, so it can never complete. Use "
+                           "sync_wait(engine, awaitable), which runs the loop, or run() the engine on another "
+                           "thread.\n",
+                           stderr);
+                std::abort();
+            }
+        } else {
+            unattended_checks = 0;
+        }
+    }
+}
 
 } // namespace detail
 
@@ -131,8 +164,11 @@ auto sync_wait(A&& awaitable) -> detail::awaitable_result_t<A>
     auto coro = detail::make_sync_wait_coro(std::forward<A>(awaitable), slot);
     coro.handle.promise().signal = [](void* s) { static_cast<detail::sync_latch*>(s)->release(); };
     coro.handle.promise().signal_context = &done;
+    detail::sync_wait_probe probe;
+    detail::sync_wait_probe* const outer = std::exchange(detail::tls_sync_wait, &probe);
     coro.handle.resume();
-    done.acquire();
+    detail::tls_sync_wait = outer;
+    detail::wait_or_diagnose(done, probe);
     return detail::take_sync_result<T>(slot, coro.handle);
 }
 

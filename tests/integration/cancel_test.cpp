@@ -155,8 +155,9 @@ TEST_CASE("cancelling accept and connect of the TCP helpers", "[integration][can
 
     SECTION("accept with no connection waiting")
     {
-        std::error_code ec;
-        auto listener = asock::tcp_listener_t::listen(*engine, "127.0.0.1", 0, ec);
+        auto listened = asock::tcp_listener_t::listen(*engine, "127.0.0.1", 0);
+        const std::error_code ec = listened.error;
+        auto& listener = listened.listener;
         REQUIRE_FALSE(ec);
         std::stop_source src;
         it::tracker tr;
@@ -378,7 +379,7 @@ TEST_CASE("callback forms: receive and notify completions never run before the s
         CHECK(a.notify_io_async(nop, static_cast<notify_io_type>(0), probe_notify, &p) ==
               asock::start_result::invalid_argument);
         CHECK(a.send_async(sop, std::span<const asock::const_buffer>(), probe_send, &p) ==
-              asock::send_sync_result::error);
+              asock::send_sync_result::invalid_argument);
         a.close();
         CHECK(a.receive_async(rop, std::span<const asock::mutable_buffer>(&good, 1), probe_receive, &p) ==
               asock::start_result::not_open);
@@ -560,8 +561,9 @@ TEST_CASE("each awaitable resumes inline when it completes at once, else on the 
     }
     SECTION("accept with a connection waiting: inline; accept that waited: engine thread")
     {
-        std::error_code ec;
-        auto listener = asock::tcp_listener_t::listen(*engine, "127.0.0.1", 0, ec);
+        auto listened = asock::tcp_listener_t::listen(*engine, "127.0.0.1", 0);
+        const std::error_code ec = listened.error;
+        auto& listener = listened.listener;
         REQUIRE_FALSE(ec);
         sockaddr_in addr{};
         addr.sin_family = AF_INET;

@@ -10,6 +10,7 @@
 #include "posix_harness.hpp"
 
 #include <array>
+#include <cstdio>
 #include <memory>
 #include <span>
 #include <system_error>
@@ -348,8 +349,9 @@ TEST_CASE("tcp_listener accepts connections made with asock::connect; close ends
     CAPTURE(threads);
     auto engine = asock::make_engine({.threads = threads});
     REQUIRE(engine);
-    std::error_code ec;
-    auto listener = asock::tcp_listener_t::listen(*engine, "127.0.0.1", 0, ec);
+    auto listened = asock::tcp_listener_t::listen(*engine, "127.0.0.1", 0);
+    const std::error_code ec = listened.error;
+    auto& listener = listened.listener;
     REQUIRE_FALSE(ec);
 
     it::tracker tr;
@@ -377,5 +379,40 @@ TEST_CASE("tcp_listener accepts connections made with asock::connect; close ends
     REQUIRE(second.has_value());
     CHECK_FALSE(*second);
     CHECK(second->error == std::errc::bad_file_descriptor);
+    // So does an accept started after the close (accept4 itself would say EINVAL).
+    std::optional<asock::accept_outcome<asock::default_platform>> third;
+    it::start(tr, listener.accept(), third);
+    tr.wait(*engine, "accept after listener close");
+    REQUIRE(third.has_value());
+    CHECK(third->error == std::errc::bad_file_descriptor);
     it::drain(*engine);
+}
+
+TEST_CASE("bad input: open refuses a pipe or a file; listen reports its error as connect does",
+          "[integration][bad_input][SRS_ASYNC_SOCKET_LINUX_11_003]")
+{
+    auto engine = asock::make_engine({.threads = 1});
+    REQUIRE(engine);
+    int p[2];
+    REQUIRE(::pipe(p) == 0);
+    std::FILE* f = std::tmpfile();
+    REQUIRE(f != nullptr);
+    for (const int fd : {p[0], p[1], ::fileno(f)}) {
+        asock::tcp_socket s(*engine);
+        CHECK(s.open(fd, asock::basic_handle_owner<int>{}) == asock::open_result::error);
+        CHECK(s.state() == asock::socket_state::created);
+    }
+    ::close(p[0]);
+    ::close(p[1]);
+    std::fclose(f);
+
+    // Not an address of this machine: bind fails, and the outcome says so.
+    auto bad = asock::tcp_listener_t::listen(*engine, "192.0.2.1", 0);
+    CHECK_FALSE(bad);
+    CHECK(bad.error);
+    CHECK_FALSE(bad.listener.valid());
+    auto good = asock::tcp_listener_t::listen(*engine, "127.0.0.1", 0);
+    REQUIRE(good);
+    CHECK(good.listener.valid());
+    CHECK(good.listener.port() != 0);
 }

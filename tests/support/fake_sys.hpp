@@ -342,6 +342,13 @@ public:
         return 0;
     }
 
+    /// Only descriptors made by make_socket() are sockets.
+    bool sys_is_socket(int fd)
+    {
+        std::lock_guard lk(mu_);
+        return find(fd, fd_kind::socket) != nullptr;
+    }
+
     int sys_epoll_del(int /*epfd*/, int fd)
     {
         std::lock_guard lk(mu_);
@@ -517,6 +524,7 @@ struct fake_sys {
         return fake().sys_epoll_add(epfd, fd, events, data);
     }
     static int epoll_del(int epfd, int fd) noexcept { return fake().sys_epoll_del(epfd, fd); }
+    static bool is_socket(int fd) noexcept { return fake().sys_is_socket(fd); }
     static int epoll_wait(int epfd, epoll_event* events, int max_events, int timeout_ms) noexcept
     {
         return fake().sys_epoll_wait(epfd, events, max_events, timeout_ms);

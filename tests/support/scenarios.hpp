@@ -513,8 +513,9 @@ std::pair<asock::tcp_socket, asock::tcp_socket> async_pair(asock::engine& e)
 inline std::pair<asock::tcp_socket, asock::tcp_socket> connected_pair(asock::engine& e)
 {
     using outcome = asock::connect_outcome<asock::default_platform>;
-    std::error_code ec;
-    auto listener = asock::tcp_listener_t::listen(e, "127.0.0.1", 0, ec);
+    auto listened = asock::tcp_listener_t::listen(e, "127.0.0.1", 0);
+    const std::error_code ec = listened.error;
+    auto& listener = listened.listener;
     REQUIRE_FALSE(ec);
     REQUIRE(listener.valid());
     tracker tr;
@@ -619,8 +620,9 @@ inline asock::task<std::string> echo_client(asock::engine& e, std::string host, 
 /// with a warning.
 inline void echo(asock::engine& e, const echo_options& o = {})
 {
-    std::error_code ec;
-    auto listener = asock::tcp_listener_t::listen(e, o.host, 0, ec);
+    auto listened = asock::tcp_listener_t::listen(e, o.host, 0);
+    const std::error_code ec = listened.error;
+    auto& listener = listened.listener;
     if (ec && o.host == "::1") {
         WARN("IPv6 loopback unavailable (" << ec.message() << "): ::1 echo skipped");
         return;

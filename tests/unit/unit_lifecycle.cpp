@@ -253,6 +253,25 @@ TEST_CASE("open without a valid handle fails", "[SRS_ASYNC_SOCKET_LINUX_11_003]"
     CHECK(s.open(fake().make_socket()) == open_result::ok); // still openable
 }
 
+TEST_CASE("open rejects a descriptor that is not a socket, unless a custom transport owns the I/O",
+          "[SRS_ASYNC_SOCKET_LINUX_11_003][bad_input]")
+{
+    test_env env;
+    const int not_a_socket = fake().eventfds().at(0); // the engine's eventfd: a descriptor, not a socket
+    fake_socket s(*env.engine);
+    const int adds_before = fake().epoll_add_calls;
+    CHECK(s.open(not_a_socket, asock::basic_handle_owner<int>{}) == open_result::error);
+    CHECK(s.state() == socket_state::created);
+    CHECK(fake().epoll_add_calls == adds_before); // rejected before epoll saw it
+    CHECK(s.open(fake().make_socket()) == open_result::ok); // still openable
+
+    // A custom transport decides what its descriptor is: epoll's word counts.
+    fake_transport t;
+    fake_socket c(*env.engine, t.get());
+    const int pipe_like = fake().sys_eventfd_create(); // not a socket, not registered yet
+    CHECK(c.open(pipe_like, asock::basic_handle_owner<int>{}) == open_result::ok);
+}
+
 TEST_CASE("the socket is OPENING while it registers, and cannot be opened meanwhile",
           "[SRS_ASYNC_SOCKET_LINUX_11_027][SRS_ASYNC_SOCKET_LINUX_11_029]")
 {

@@ -31,7 +31,7 @@ TEST_CASE("send on an empty socket is rejected", "[SRS_ASYNC_SOCKET_LINUX_11_043
     std::string out = "abc";
     const const_buffer b[1]{cbuf(out)};
     send_probe p;
-    CHECK(p.start(empty, b) == send_sync_result::error);
+    CHECK(p.start(empty, b) == send_sync_result::not_open);
     CHECK(asock::sync_wait(*env.engine, empty.send_async(b)) == send_result::not_open);
     CHECK(p.calls == 0);
 }
@@ -43,7 +43,7 @@ TEST_CASE("send with a null buffer array is rejected", "[SRS_ASYNC_SOCKET_LINUX_
     fake_socket s = env.open_socket(fd);
     fake().sock(fd).auto_accept = true;
     send_probe p;
-    CHECK(p.start(s, std::span<const const_buffer>{}) == send_sync_result::error);
+    CHECK(p.start(s, std::span<const const_buffer>{}) == send_sync_result::invalid_argument);
     CHECK(asock::sync_wait(*env.engine, s.send_async(std::span<const const_buffer>{})) == send_result::invalid_argument);
     // A null array with a non-zero count cannot be expressed as a span; the
     // check both forms share rejects it.
@@ -62,7 +62,7 @@ TEST_CASE("send with a zero buffer count is rejected", "[SRS_ASYNC_SOCKET_LINUX_
     std::string out = "abc";
     const const_buffer b[1]{cbuf(out)};
     send_probe p;
-    CHECK(p.start(s, std::span<const const_buffer>(b, 0)) == send_sync_result::error);
+    CHECK(p.start(s, std::span<const const_buffer>(b, 0)) == send_sync_result::invalid_argument);
     CHECK(asock::sync_wait(*env.engine, s.send_async(std::span<const const_buffer>(b, 0))) ==
           send_result::invalid_argument);
     CHECK(p.calls == 0);
@@ -78,7 +78,7 @@ TEST_CASE("send with a null buffer among the buffers is rejected", "[SRS_ASYNC_S
     std::string out = "abc";
     const const_buffer b[3]{cbuf(out), const_buffer{nullptr, 4}, cbuf(out)};
     send_probe p;
-    CHECK(p.start(s, b) == send_sync_result::error);
+    CHECK(p.start(s, b) == send_sync_result::invalid_argument);
     CHECK(asock::sync_wait(*env.engine, s.send_async(b)) == send_result::invalid_argument);
     CHECK(asock::sync_wait(*env.engine, s.send_async(const_buffer{nullptr, 1})) == send_result::invalid_argument);
     CHECK(p.calls == 0);
@@ -94,7 +94,7 @@ TEST_CASE("send with a zero-length buffer among the buffers is rejected", "[SRS_
     std::string out = "abc";
     const const_buffer b[2]{cbuf(out), const_buffer{out.data(), 0}};
     send_probe p;
-    CHECK(p.start(s, b) == send_sync_result::error);
+    CHECK(p.start(s, b) == send_sync_result::invalid_argument);
     CHECK(asock::sync_wait(*env.engine, s.send_async(b)) == send_result::invalid_argument);
     CHECK(p.calls == 0);
     CHECK(fake().sock(fd).sends.empty());
@@ -109,7 +109,7 @@ TEST_CASE("send of more than UINT32_MAX bytes in total is rejected", "[SRS_ASYNC
     char byte = 'x'; // never read: the lengths are rejected first
     const const_buffer b[2]{const_buffer{&byte, std::numeric_limits<std::uint32_t>::max()}, const_buffer{&byte, 1}};
     send_probe p;
-    CHECK(p.start(s, b) == send_sync_result::error);
+    CHECK(p.start(s, b) == send_sync_result::invalid_argument);
     CHECK(asock::sync_wait(*env.engine, s.send_async(b)) == send_result::invalid_argument);
     CHECK(p.calls == 0);
     CHECK(fake().sock(fd).sends.empty());
@@ -124,7 +124,7 @@ TEST_CASE("send without a completion callback is rejected", "[SRS_ASYNC_SOCKET_L
     std::string out = "abc";
     const const_buffer b[1]{cbuf(out)};
     asock::send_operation op;
-    CHECK(s.send_async(op, b, nullptr, nullptr) == send_sync_result::error);
+    CHECK(s.send_async(op, b, nullptr, nullptr) == send_sync_result::invalid_argument);
     CHECK(fake().sock(fd).sends.empty());
 }
 

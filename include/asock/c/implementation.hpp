@@ -504,8 +504,8 @@ ASOCK_C_API ASYNC_SOCKET_SEND_SYNC_RESULT async_socket_send_async(ASYNC_SOCKET_H
     }
     r->on_complete = on_send_complete;
     r->context = on_send_complete_context;
-    const asock::send_sync_result result =
-        async_socket->socket.send_async(r->op, {bufs, buffer_count}, &send_record::complete, r);
+    const std::span<const asock::const_buffer> list(bufs, buffer_count); // in the record: lives until the callback
+    const asock::send_sync_result result = async_socket->socket.send_async(r->op, list, &send_record::complete, r);
     if (result != asock::send_sync_result::ok) {
         delete_record(r);
     }
@@ -534,7 +534,8 @@ ASOCK_C_API int async_socket_receive_async(ASYNC_SOCKET_HANDLE async_socket, ASY
     }
     r->on_complete = on_receive_complete;
     r->context = on_receive_complete_context;
-    if (async_socket->socket.receive_async(r->op, {bufs, buffer_count}, &receive_record::complete, r) !=
+    const std::span<const asock::mutable_buffer> list(bufs, buffer_count); // in the record: lives until the callback
+    if (async_socket->socket.receive_async(r->op, list, &receive_record::complete, r) !=
         asock::start_result::started) {
         delete_record(r);
         return 1;

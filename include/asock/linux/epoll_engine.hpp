@@ -107,6 +107,14 @@ public:
     /// True when called from a thread currently running this engine's loop.
     bool running_in_this_thread() const noexcept { return detail::tls_loop.engine == this; }
 
+    /// True for an engine without threads whose loop no thread is running
+    /// now (in run(), run_one() or poll()). sync_wait(awaitable) asks, to turn
+    /// a wait that could never end into a loud failure.
+    bool loop_unattended() const noexcept
+    {
+        return own_threads_ == 0 && callers_in_loop_.load(std::memory_order_acquire) == 0;
+    }
+
     // ---- running the loop (for engines created with threads == 0) ----------
 
     /// Runs the loop on the calling thread until stop(). Returns the number of
@@ -206,9 +214,15 @@ private:
         explicit loop_scope(basic_epoll_engine* e) noexcept : self(e), saved(detail::tls_loop)
         {
             detail::tls_loop = detail::loop_context{e, nullptr, nullptr};
+            if (e->own_threads_ == 0) {
+                e->callers_in_loop_.fetch_add(1, std::memory_order_acq_rel);
+            }
         }
         ~loop_scope()
         {
+            if (self->own_threads_ == 0) {
+                self->callers_in_loop_.fetch_sub(1, std::memory_order_acq_rel);
+            }
             // Work posted to this thread but not yet run stays queued on the engine.
             detail::loop_context& tls = detail::tls_loop;
             if (tls.head != nullptr) {
@@ -243,6 +257,7 @@ private:
         if (Sys::epoll_add(epfd_, evfd_, EPOLLIN, wakeup_token) != 0) {
             return false;
         }
+        own_threads_ = options.threads;
         try {
             threads_.reserve(options.threads);
             for (unsigned i = 0; i < options.threads; ++i) {
@@ -385,6 +400,8 @@ private:
     int evfd_ = -1;
     std::atomic<bool> stop_{false};
     bool orphaned_ = false; // last reference dropped inside this engine's loop on the caller's thread
+    unsigned own_threads_ = 0;                  // engine_options::threads, fixed before any thread starts
+    std::atomic<unsigned> callers_in_loop_{0}; // (no own threads) callers inside run / run_one / poll
     std::vector<std::thread> threads_;
 
     std::mutex post_mu_;

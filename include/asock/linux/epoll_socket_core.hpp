@@ -188,7 +188,11 @@ public:
             next = (static_cast<std::uint64_t>(generation(word) + 1) << 32) | (word & running);
         } while (!dispatch_.compare_exchange_weak(word, next, std::memory_order_acq_rel, std::memory_order_relaxed));
         const std::uint64_t token = (next & ~low_bits) | pool_id;
-        if (fd < 0 || Sys::epoll_add(engine_->epoll_fd(), fd, socket_event_mask, token) != 0) {
+        // The kernel path needs a socket: a pipe or a file would be accepted
+        // by epoll and fail only at the first send or receive. A custom
+        // transport decides what its descriptor is (epoll must accept it).
+        const bool usable = fd >= 0 && (transport_.is_set() || Sys::is_socket(fd));
+        if (!usable || Sys::epoll_add(engine_->epoll_fd(), fd, socket_event_mask, token) != 0) {
             set_state(socket_state::created);
             return open_result::error;
         }

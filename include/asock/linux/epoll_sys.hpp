@@ -16,6 +16,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -36,6 +37,15 @@ struct epoll_sys {
         ev.events = events;
         ev.data.u64 = token;
         return ::epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
+    }
+
+    /// True when `fd` is a socket (a pipe, a regular file or a closed
+    /// descriptor is not: open() rejects those at once instead of failing at
+    /// the first I/O).
+    static bool is_socket(int fd) noexcept
+    {
+        struct stat st{};
+        return ::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
     }
 
     static int epoll_del(int epfd, int fd) noexcept

@@ -132,6 +132,18 @@ task<connect_outcome<Platform>> tcp_connect(typename Platform::engine_type& engi
     co_return connect_outcome<Platform>{ec, {}};
 }
 
+template <class Platform>
+class tcp_listener;
+
+/// What tcp_listener::listen produces: an error, or a listening tcp_listener
+/// (the same shape as connect_outcome).
+template <class Platform>
+struct listen_outcome {
+    std::error_code error;
+    tcp_listener<Platform> listener;
+    explicit operator bool() const noexcept { return !error; }
+};
+
 /// A listening TCP socket whose accept() is awaitable.
 template <class Platform>
 class tcp_listener {
@@ -141,15 +153,81 @@ public:
     tcp_listener() noexcept = default;
 
     /// Binds host:port (host "" or "0.0.0.0": all IPv4 addresses; port 0: an
-    /// ephemeral port, see port()) with SO_REUSEADDR and listens.
-    static tcp_listener listen(engine_type& engine, const std::string& host, std::uint16_t port, std::error_code& ec,
-                               int backlog = SOMAXCONN)
+    /// ephemeral port, see port()) with SO_REUSEADDR and listens. Errors: a
+    /// resolution error (asock::resolve_category()), the socket / bind / listen
+    /// errno of the last address tried, or not_enough_memory.
+    static listen_outcome<Platform> listen(engine_type& engine, const std::string& host, std::uint16_t port,
+                                           int backlog = SOMAXCONN)
     {
-        tcp_listener l;
+        listen_outcome<Platform> out;
+        out.error = listen_into(out.listener, engine, host, port, backlog);
+        if (out.error) {
+            out.listener = tcp_listener{};
+        }
+        return out;
+    }
+
+    bool valid() const noexcept { return socket_.valid() && socket_.state() == socket_state::open; }
+    /// The bound port (the ephemeral one when listen() was given port 0).
+    std::uint16_t port() const noexcept { return port_; }
+    typename Platform::native_handle_type native_handle() const noexcept { return socket_.native_handle(); }
+
+    /// Accepts one connection: an OPEN socket (TCP_NODELAY set) on the
+    /// listener's engine. Resumes inline when a connection is already waiting,
+    /// else on an engine thread. Errors: std::errc::operation_canceled after a
+    /// stop request; bad_file_descriptor once the listener is closed; the
+    /// accept errno otherwise (EMFILE, ENFILE, ENOBUFS, ...).
+    task<accept_outcome<Platform>> accept(std::stop_token token = {})
+    {
+        for (;;) {
+            // Closed (or never listening): the documented answer, whatever
+            // accept4 on a shut-down descriptor would say (EINVAL).
+            if (!valid()) {
+                co_return accept_outcome<Platform>{std::make_error_code(std::errc::bad_file_descriptor), {}};
+            }
+            const int fd = ::accept4(socket_.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd >= 0) {
+                detail::set_tcp_nodelay(fd);
+                async_socket<Platform> s(socket_.engine());
+                if (s.open(fd) != open_result::ok) {
+                    ::close(fd);
+                    co_return accept_outcome<Platform>{std::make_error_code(std::errc::not_enough_memory), {}};
+                }
+                co_return accept_outcome<Platform>{std::error_code{}, std::move(s)};
+            }
+            const int e = errno;
+            if (e == EINTR || e == ECONNABORTED || e == EPROTO) {
+                continue;
+            }
+            if (e != EAGAIN && e != EWOULDBLOCK) {
+                if (!valid()) {
+                    continue; // closed meanwhile: answered at the top
+                }
+                co_return accept_outcome<Platform>{std::error_code(e, std::system_category()), {}};
+            }
+            const notify_io_result n = co_await socket_.notify_io_async(notify_io_type::in, token);
+            if (n == notify_io_result::cancelled) {
+                co_return accept_outcome<Platform>{std::make_error_code(std::errc::operation_canceled), {}};
+            }
+            if (n != notify_io_result::in) {
+                co_return accept_outcome<Platform>{std::make_error_code(std::errc::bad_file_descriptor), {}};
+            }
+        }
+    }
+
+    /// Stops listening; a pending accept completes with bad_file_descriptor.
+    void close() noexcept { socket_.close(); }
+
+private:
+    static std::error_code listen_into(tcp_listener& l, engine_type& engine, const std::string& host,
+                                       std::uint16_t port, int backlog)
+    {
+        std::error_code ec;
         detail::addrinfo_ptr addrs = detail::resolve(host, port, true, ec);
         if (!addrs) {
-            return l;
+            return ec;
         }
+        ec = std::make_error_code(std::errc::address_not_available); // an empty list: nothing to bind
         for (addrinfo* ai = addrs.get(); ai != nullptr; ai = ai->ai_next) {
             const int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
             if (fd < 0) {
@@ -172,58 +250,13 @@ public:
             if (l.socket_.open(fd) != open_result::ok) {
                 ::close(fd);
                 ec = std::make_error_code(std::errc::not_enough_memory);
-                return tcp_listener{};
+                return ec;
             }
-            ec.clear();
-            return l;
+            return {};
         }
-        return l;
+        return ec;
     }
 
-    bool valid() const noexcept { return socket_.valid() && socket_.state() == socket_state::open; }
-    /// The bound port (the ephemeral one when listen() was given port 0).
-    std::uint16_t port() const noexcept { return port_; }
-    typename Platform::native_handle_type native_handle() const noexcept { return socket_.native_handle(); }
-
-    /// Accepts one connection: an OPEN socket (TCP_NODELAY set) on the
-    /// listener's engine. Resumes inline when a connection is already waiting,
-    /// else on an engine thread. Errors: std::errc::operation_canceled after a
-    /// stop request; bad_file_descriptor once the listener is closed; the
-    /// accept errno otherwise (EMFILE, ENFILE, ENOBUFS, ...).
-    task<accept_outcome<Platform>> accept(std::stop_token token = {})
-    {
-        for (;;) {
-            const int fd = ::accept4(socket_.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-            if (fd >= 0) {
-                detail::set_tcp_nodelay(fd);
-                async_socket<Platform> s(socket_.engine());
-                if (s.open(fd) != open_result::ok) {
-                    ::close(fd);
-                    co_return accept_outcome<Platform>{std::make_error_code(std::errc::not_enough_memory), {}};
-                }
-                co_return accept_outcome<Platform>{std::error_code{}, std::move(s)};
-            }
-            const int e = errno;
-            if (e == EINTR || e == ECONNABORTED || e == EPROTO) {
-                continue;
-            }
-            if (e != EAGAIN && e != EWOULDBLOCK) {
-                co_return accept_outcome<Platform>{std::error_code(e, std::system_category()), {}};
-            }
-            const notify_io_result n = co_await socket_.notify_io_async(notify_io_type::in, token);
-            if (n == notify_io_result::cancelled) {
-                co_return accept_outcome<Platform>{std::make_error_code(std::errc::operation_canceled), {}};
-            }
-            if (n != notify_io_result::in) {
-                co_return accept_outcome<Platform>{std::make_error_code(std::errc::bad_file_descriptor), {}};
-            }
-        }
-    }
-
-    /// Stops listening; a pending accept completes with bad_file_descriptor.
-    void close() noexcept { socket_.close(); }
-
-private:
     async_socket<Platform> socket_;
     std::uint16_t port_ = 0;
 };

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <asock/detail/operation.hpp>
+#include <asock/detail/sync_wait_probe.hpp>
 #include <asock/detail/toolchain.hpp>
 
 #include <coroutine>
@@ -63,9 +64,19 @@ protected:
             // either not yet queued (start() then sees cancel_requested) or queued.
             stop_cb_.emplace(token_, stop_handler{this});
         }
+        // Under sync_wait(awaitable) on this thread: tell it which engine the
+        // wait depends on (detail/sync_wait_probe.hpp).
+        sync_wait_probe* probe = tls_sync_wait;
+        if (probe != nullptr) {
+            note_suspension(probe, core_->engine());
+        }
         // After start() queues the record this awaitable may already be resumed
         // and destroyed on another thread: touch nothing of `this` below.
-        return start();
+        const bool suspended = start();
+        if (probe != nullptr && !suspended) {
+            probe->engine = nullptr;
+        }
+        return suspended;
     }
 
     static void on_complete(operation* op, completion_mode mode) noexcept

@@ -77,6 +77,7 @@ public:
                 switch (this->core_->start_send(this->state_, done)) {
                 case send_sync_result::ok: return !done;
                 case send_sync_result::not_open: this->state_.result = send_result::not_open; return false;
+                case send_sync_result::invalid_argument: this->state_.result = send_result::invalid_argument; return false;
                 case send_sync_result::error: break;
                 }
                 this->state_.result = send_result::error;
