@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include <utility>
+
 using asock_wtest::win32_harness;
 namespace sc = asock_scenarios;
 using outcome = asock::connect_outcome<asock::default_platform>;
@@ -21,12 +23,11 @@ asock::engine_ref<asock::engine> engine_with(unsigned threads)
 
 asock::tcp_listener_t listen_any(asock::engine& e)
 {
-    std::error_code ec;
-    auto l = asock::tcp_listener_t::listen(e, "127.0.0.1", 0, ec);
-    REQUIRE_FALSE(ec);
-    REQUIRE(l.valid());
-    REQUIRE(l.port() != 0);
-    return l;
+    auto listened = asock::tcp_listener_t::listen(e, "127.0.0.1", 0);
+    REQUIRE_FALSE(listened.error);
+    REQUIRE(listened.listener.valid());
+    REQUIRE(listened.listener.port() != 0);
+    return std::move(listened.listener);
 }
 } // namespace
 

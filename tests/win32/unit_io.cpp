@@ -22,7 +22,7 @@ TEST_CASE("SRS_ASYNC_SOCKET_WIN32_01_024: send on an empty socket fails", "[win3
     fixture f;
     fake_socket_t s;
     send_probe p;
-    CHECK(p.start(s) == send_sync_result::error);
+    CHECK(p.start(s) == send_sync_result::not_open);
     CHECK(asock::sync_wait(s.send_async(asock::buffer("x", 1))) == send_result::not_open);
 }
 
@@ -39,33 +39,33 @@ TEST_CASE("SRS_ASYNC_SOCKET_WIN32_01_025, SRS_ASYNC_SOCKET_WIN32_01_085, SRS_ASY
     SECTION("01_025: no buffer array")
     {
         CHECK(s.send_async(op, std::span<const const_buffer>(static_cast<const const_buffer*>(nullptr), 1),
-                           &ignore_send, nullptr) == send_sync_result::error);
+                           &ignore_send, nullptr) == send_sync_result::invalid_argument);
     }
     SECTION("01_085: zero buffers")
     {
         const_buffer b{&c, 1};
-        CHECK(s.send_async(op, std::span<const const_buffer>(&b, 0), &ignore_send, nullptr) == send_sync_result::error);
+        CHECK(s.send_async(op, std::span<const const_buffer>(&b, 0), &ignore_send, nullptr) == send_sync_result::invalid_argument);
     }
     SECTION("01_089: a NULL buffer")
     {
         const const_buffer b[2] = {{&c, 1}, {nullptr, 1}};
-        CHECK(s.send_async(op, b, &ignore_send, nullptr) == send_sync_result::error);
+        CHECK(s.send_async(op, b, &ignore_send, nullptr) == send_sync_result::invalid_argument);
     }
     SECTION("01_090: a zero length")
     {
         const const_buffer b[2] = {{&c, 1}, {&c, 0}};
-        CHECK(s.send_async(op, b, &ignore_send, nullptr) == send_sync_result::error);
+        CHECK(s.send_async(op, b, &ignore_send, nullptr) == send_sync_result::invalid_argument);
     }
     SECTION("01_101: more than UINT32_MAX bytes in total")
     {
         const const_buffer b[2] = {{&c, 0x80000000u}, {&c, 0x80000000u}}; // never read: rejected first
-        CHECK(s.send_async(op, b, &ignore_send, nullptr) == send_sync_result::error);
+        CHECK(s.send_async(op, b, &ignore_send, nullptr) == send_sync_result::invalid_argument);
         CHECK(asock::sync_wait(s.send_async(std::span<const const_buffer>(b))) == send_result::invalid_argument);
     }
     SECTION("01_026: no callback")
     {
         const const_buffer b{&c, 1};
-        CHECK(s.send_async(op, std::span<const const_buffer>(&b, 1), nullptr, nullptr) == send_sync_result::error);
+        CHECK(s.send_async(op, std::span<const const_buffer>(&b, 1), nullptr, nullptr) == send_sync_result::invalid_argument);
     }
     CHECK(fake().calls_since(mark).empty()); // rejected before any call
 }

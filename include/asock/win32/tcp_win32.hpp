@@ -217,6 +217,18 @@ task<connect_outcome<Platform>> tcp_connect(typename Platform::engine_type& engi
     co_return connect_outcome<Platform>{ec, {}};
 }
 
+template <class Platform>
+class tcp_listener;
+
+/// What tcp_listener::listen produces: an error, or a listening tcp_listener
+/// (the same shape as connect_outcome).
+template <class Platform>
+struct listen_outcome {
+    std::error_code error;
+    tcp_listener<Platform> listener;
+    explicit operator bool() const noexcept { return !error; }
+};
+
 /// A listening TCP socket whose accept() is awaitable.
 template <class Platform>
 class tcp_listener {
@@ -228,47 +240,17 @@ public:
     /// Binds host:port (host "" or "0.0.0.0": all IPv4 addresses; port 0: an
     /// ephemeral port, see port()) and listens. SO_EXCLUSIVEADDRUSE is set
     /// (on Windows SO_REUSEADDR would let another socket take the port).
-    static tcp_listener listen(engine_type& engine, const std::string& host, std::uint16_t port, std::error_code& ec,
-                               int backlog = SOMAXCONN)
+    /// Errors: a resolution error, the socket / bind / listen error of the
+    /// last address tried, or not_enough_memory.
+    static listen_outcome<Platform> listen(engine_type& engine, const std::string& host, std::uint16_t port,
+                                           int backlog = SOMAXCONN)
     {
-        namespace wt = detail::win32_tcp;
-        tcp_listener l;
-        wt::addrinfo_ptr addrs = wt::resolve(host, port, true, ec);
-        if (!addrs) {
-            return l;
+        listen_outcome<Platform> out;
+        out.error = listen_into(out.listener, engine, host, port, backlog);
+        if (out.error) {
+            out.listener = tcp_listener{};
         }
-        for (addrinfo* ai = addrs.get(); ai != nullptr; ai = ai->ai_next) {
-            const SOCKET s = wt::open_socket(ai->ai_family);
-            if (s == INVALID_SOCKET) {
-                ec = wt::last_error();
-                continue;
-            }
-            BOOL one = TRUE;
-            ::setsockopt(s, SOL_SOCKET, SO_EXCLUSIVEADDRUSE, reinterpret_cast<const char*>(&one), sizeof one);
-            const auto accept_ex = wt::extension<LPFN_ACCEPTEX>(s, WSAID_ACCEPTEX);
-            if (accept_ex == nullptr || ::bind(s, ai->ai_addr, static_cast<int>(ai->ai_addrlen)) != 0 ||
-                ::listen(s, backlog) != 0) {
-                ec = wt::last_error();
-                ::closesocket(s);
-                continue;
-            }
-            sockaddr_storage bound{};
-            int len = sizeof bound;
-            ::getsockname(s, reinterpret_cast<sockaddr*>(&bound), &len);
-            l.port_ = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6&>(bound).sin6_port
-                                                        : reinterpret_cast<sockaddr_in&>(bound).sin_port);
-            l.family_ = ai->ai_family;
-            l.accept_ex_ = accept_ex;
-            l.socket_ = async_socket<Platform>(engine);
-            if (l.socket_.open(s) != open_result::ok) {
-                ::closesocket(s);
-                ec = std::make_error_code(std::errc::not_enough_memory);
-                return tcp_listener{};
-            }
-            ec.clear();
-            return l;
-        }
-        return l;
+        return out;
     }
 
     bool valid() const noexcept { return socket_.valid() && socket_.state() == socket_state::open; }
@@ -333,6 +315,49 @@ public:
     void close() noexcept { socket_.close(); }
 
 private:
+    static std::error_code listen_into(tcp_listener& l, engine_type& engine, const std::string& host,
+                                       std::uint16_t port, int backlog)
+    {
+        namespace wt = detail::win32_tcp;
+        std::error_code ec;
+        wt::addrinfo_ptr addrs = wt::resolve(host, port, true, ec);
+        if (!addrs) {
+            return ec;
+        }
+        ec = std::make_error_code(std::errc::address_not_available); // an empty list: nothing to bind
+        for (addrinfo* ai = addrs.get(); ai != nullptr; ai = ai->ai_next) {
+            const SOCKET s = wt::open_socket(ai->ai_family);
+            if (s == INVALID_SOCKET) {
+                ec = wt::last_error();
+                continue;
+            }
+            BOOL one = TRUE;
+            ::setsockopt(s, SOL_SOCKET, SO_EXCLUSIVEADDRUSE, reinterpret_cast<const char*>(&one), sizeof one);
+            const auto accept_ex = wt::extension<LPFN_ACCEPTEX>(s, WSAID_ACCEPTEX);
+            if (accept_ex == nullptr || ::bind(s, ai->ai_addr, static_cast<int>(ai->ai_addrlen)) != 0 ||
+                ::listen(s, backlog) != 0) {
+                ec = wt::last_error();
+                ::closesocket(s);
+                continue;
+            }
+            sockaddr_storage bound{};
+            int len = sizeof bound;
+            ::getsockname(s, reinterpret_cast<sockaddr*>(&bound), &len);
+            l.port_ = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6&>(bound).sin6_port
+                                                        : reinterpret_cast<sockaddr_in&>(bound).sin_port);
+            l.family_ = ai->ai_family;
+            l.accept_ex_ = accept_ex;
+            l.socket_ = async_socket<Platform>(engine);
+            if (l.socket_.open(s) != open_result::ok) {
+                ::closesocket(s);
+                ec = std::make_error_code(std::errc::not_enough_memory);
+                return ec;
+            }
+            return {};
+        }
+        return ec;
+    }
+
     async_socket<Platform> socket_;
     std::uint16_t port_ = 0;
     int family_ = AF_INET;
