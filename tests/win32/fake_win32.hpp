@@ -14,6 +14,13 @@
 //   calls wait in `outstanding` until the test completes them:
 //   complete_send / complete_recv / complete_recv_error / abort_cancelled.
 //   The callback runs on the calling thread, with the fake's lock released.
+// - A call has two ends, as in the OS: it finishes in the kernel (its result is
+//   then readable through WSAGetOverlappedResult, the `overlapped_result` of
+//   the layer), and later its completion packet reaches the IO callback.
+//   complete_* do both at once. CancelIoEx finishes a call in the kernel at
+//   once (ERROR_OPERATION_ABORTED, unless cancel_finishes_at_once is cleared)
+//   and finish_recv_in_kernel() finishes a receive with data; the packet of
+//   such a call waits until abort_cancelled() delivers it.
 // - Work items (the engine's post) wait until run_work() runs them.
 // - A `pool_runner` is a helper thread that plays the thread pool: it aborts
 //   cancelled calls and runs posted work, so that a close() on the test thread,
@@ -33,6 +40,8 @@
 #include <cstring>
 #include <deque>
 #include <functional>
+#include <iterator>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -109,6 +118,11 @@ struct outstanding_call {
     std::vector<WSABUF> buffers; // as given (Winsock captures the array too)
     std::string offered;         // send: the bytes the buffers named
     bool cancel_requested = false;
+    // Finished in the kernel (WSAGetOverlappedResult reports it); the packet
+    // may still be on its way to the IO callback.
+    bool kernel_done = false;
+    ULONG kernel_error = NO_ERROR;
+    std::size_t kernel_bytes = 0;
 };
 
 /// What one WSASend / WSARecv call was given.
@@ -142,6 +156,14 @@ public:
     /// CancelIoEx calls that find nothing (FALSE) although the call is outstanding,
     /// as Wine's does when the call is busy moving data at that instant.
     int cancel_misses = 0;
+    /// A CancelIoEx that finds the call finishes it in the kernel at once
+    /// (ERROR_OPERATION_ABORTED, 0 bytes), as Windows does for a pending receive.
+    /// Cleared: the call stays in progress until its packet is delivered.
+    bool cancel_finishes_at_once = true;
+    /// WaitForThreadpoolWorkCallbacks also waits for work submitted while it
+    /// waits (Wine's does). Cleared: it runs only what was submitted when it
+    /// was called, which the documentation allows as well.
+    bool work_wait_covers_new_submissions = true;
     /// Called (fake lock not held) at the named call, e.g. to observe socket state.
     std::function<void()> on_create_io;
     std::function<void()> on_wait_io_callbacks;
@@ -153,12 +175,15 @@ public:
         fail_wsa_startup = 0;
         fail_create_pool = fail_set_minimum = fail_create_work = fail_create_io = false;
         cancel_misses = 0;
+        cancel_finishes_at_once = true;
+        work_wait_covers_new_submissions = true;
         on_create_io = nullptr;
         on_wait_io_callbacks = nullptr;
         on_wsa_send = nullptr;
         calls_.clear();
         sockets_.clear();
         outstanding_.clear();
+        delivering_.clear();
         sends_.clear();
         recvs_.clear();
         wsa_startups_ = wsa_cleanups_ = 0;
@@ -302,12 +327,14 @@ public:
         if (!c) {
             return false;
         }
-        const std::size_t n = bytes.value_or(c->offered.size());
+        const outstanding_call& call = **c;
+        const std::size_t n = bytes.value_or(call.offered.size());
         if (err == NO_ERROR) {
-            sockets_[s].wire.append(c->offered, 0, std::min(n, c->offered.size()));
+            sockets_[s].wire.append(call.offered, 0, std::min(n, call.offered.size()));
         }
+        auto d = finish_and_deliver(*c, err, n);
         lk.unlock();
-        invoke(*c, err, n);
+        invoke(d, err, n);
         return true;
     }
 
@@ -321,7 +348,7 @@ public:
             return false;
         }
         std::size_t at = 0;
-        for (const WSABUF& b : c->buffers) {
+        for (const WSABUF& b : (*c)->buffers) {
             const std::size_t n = std::min<std::size_t>(b.len, data.size() - at);
             std::memcpy(b.buf, data.data() + at, n);
             at += n;
@@ -329,8 +356,9 @@ public:
                 break;
             }
         }
+        auto d = finish_and_deliver(*c, NO_ERROR, data.size());
         lk.unlock();
-        invoke(*c, NO_ERROR, data.size());
+        invoke(d, NO_ERROR, data.size());
         return true;
     }
 
@@ -341,30 +369,61 @@ public:
         if (!c) {
             return false;
         }
+        auto d = finish_and_deliver(*c, err, bytes);
         lk.unlock();
-        invoke(*c, err, bytes);
+        invoke(d, err, bytes);
         return true;
     }
 
-    /// Completes every call CancelIoEx was asked for with ERROR_OPERATION_ABORTED.
-    /// Returns how many.
+    /// Delivers the packet of every call CancelIoEx was asked for or that
+    /// finished in the kernel: with its kernel result, or ERROR_OPERATION_ABORTED
+    /// and 0 bytes when the kernel had not finished it yet. Returns how many.
     int abort_cancelled()
     {
         int n = 0;
         for (;;) {
             std::unique_lock lk(mu_);
             auto it = std::find_if(outstanding_.begin(), outstanding_.end(),
-                                   [](const auto& c) { return c.cancel_requested; });
+                                   [](const auto& c) { return c.cancel_requested || c.kernel_done; });
             if (it == outstanding_.end()) {
                 return n;
             }
-            outstanding_call c = *it;
-            outstanding_.erase(it);
-            ++c.io->running;
+            if (!it->kernel_done) {
+                it->kernel_done = true;
+                it->kernel_error = ERROR_OPERATION_ABORTED;
+                it->kernel_bytes = 0;
+            }
+            const ULONG err = it->kernel_error;
+            const std::size_t bytes = it->kernel_bytes;
+            auto d = start_delivery(it);
             lk.unlock();
-            invoke_running(c, ERROR_OPERATION_ABORTED, 0);
+            invoke(d, err, bytes);
             ++n;
         }
+    }
+
+    /// Finishes the oldest outstanding receive on `s` in the kernel with
+    /// `data` (written into its buffers), without delivering its packet: as a
+    /// receive that got bytes just before a cancel reached it. False if none.
+    bool finish_recv_in_kernel(SOCKET s, const std::string& data)
+    {
+        std::lock_guard lk(mu_);
+        for (auto& c : outstanding_) {
+            if (c.socket != s || c.what != outstanding_call::kind::recv || c.kernel_done) {
+                continue;
+            }
+            std::size_t at = 0;
+            for (const WSABUF& b : c.buffers) {
+                const std::size_t n = std::min<std::size_t>(b.len, data.size() - at);
+                std::memcpy(b.buf, data.data() + at, n);
+                at += n;
+            }
+            c.kernel_done = true;
+            c.kernel_error = NO_ERROR;
+            c.kernel_bytes = data.size();
+            return true;
+        }
+        return false;
     }
 
     /// Calls the IO callback of `s` with a NULL OVERLAPPED (01_063).
@@ -506,13 +565,23 @@ public:
             std::lock_guard lk(mu_);
             calls_.push_back(cancel ? "WaitForThreadpoolWorkCallbacks(TRUE)" : "WaitForThreadpoolWorkCallbacks(FALSE)");
         }
-        // Like the pool: every submitted callback runs before this returns.
+        // Like the pool: every submitted callback runs before this returns
+        // (only those submitted before the call, without
+        // work_wait_covers_new_submissions).
         auto* obj = reinterpret_cast<fake_work_obj*>(w);
+        std::size_t budget = 0;
+        bool bounded = false;
+        {
+            std::lock_guard lk(mu_);
+            bounded = !work_wait_covers_new_submissions;
+            budget = obj->pending;
+        }
         for (;;) {
             std::unique_lock lk(mu_);
-            if (obj->pending == 0) {
+            if (obj->pending == 0 || (bounded && budget == 0)) {
                 break;
             }
+            --budget;
             --obj->pending;
             ++work_running_;
             lk.unlock();
@@ -664,12 +733,37 @@ public:
             return FALSE;
         }
         for (auto& c : outstanding_) {
-            if (c.socket == s && c.overlapped == ov) {
+            if (c.socket == s && c.overlapped == ov && !c.kernel_done) {
                 c.cancel_requested = true;
+                if (cancel_finishes_at_once) {
+                    c.kernel_done = true;
+                    c.kernel_error = ERROR_OPERATION_ABORTED;
+                    c.kernel_bytes = 0;
+                }
                 return TRUE;
             }
         }
-        return FALSE; // ERROR_NOT_FOUND: already completed
+        return FALSE; // ERROR_NOT_FOUND: already finished (its packet may still be on its way)
+    }
+    /// WSAGetOverlappedResult without waiting: true with the result once the
+    /// call finished in the kernel (also while its packet is being delivered).
+    bool overlapped_result(SOCKET s, OVERLAPPED* ov, DWORD* bytes, DWORD* error)
+    {
+        std::lock_guard lk(mu_);
+        calls_.push_back("WSAGetOverlappedResult");
+        const auto match = [&](const outstanding_call& c) { return c.socket == s && c.overlapped == ov; };
+        const outstanding_call* c = nullptr;
+        if (auto it = std::find_if(outstanding_.begin(), outstanding_.end(), match); it != outstanding_.end()) {
+            c = &*it;
+        } else if (auto d = std::find_if(delivering_.begin(), delivering_.end(), match); d != delivering_.end()) {
+            c = &*d;
+        }
+        if (c == nullptr || !c->kernel_done) {
+            return false; // WSA_IO_INCOMPLETE
+        }
+        *bytes = static_cast<DWORD>(c->kernel_bytes);
+        *error = c->kernel_error;
+        return true;
     }
     int shutdown(SOCKET s)
     {
@@ -709,35 +803,56 @@ private:
         return nullptr;
     }
 
-    // Removes the oldest outstanding call of kind k on s (lock held); marks its IO running.
-    std::optional<outstanding_call> take(SOCKET s, outstanding_call::kind k)
+    // The oldest outstanding call of kind k on s whose packet is not on its way yet (lock held).
+    std::optional<std::deque<outstanding_call>::iterator> take(SOCKET s, outstanding_call::kind k)
     {
         auto it = std::find_if(outstanding_.begin(), outstanding_.end(),
                                [&](const auto& c) { return c.socket == s && c.what == k; });
         if (it == outstanding_.end()) {
             return std::nullopt;
         }
-        outstanding_call c = *it;
-        outstanding_.erase(it);
-        ++c.io->running;
-        return c;
+        return it;
     }
 
-    void invoke(const outstanding_call& c, ULONG err, std::size_t bytes) { invoke_running(c, err, bytes); }
-
-    void invoke_running(const outstanding_call& c, ULONG err, std::size_t bytes)
+    // Finishes the call in the kernel with (err, bytes), unless it already was,
+    // and puts its packet on its way (lock held).
+    std::list<outstanding_call>::iterator finish_and_deliver(std::deque<outstanding_call>::iterator it, ULONG err,
+                                                             std::size_t bytes)
     {
-        c.io->callback(nullptr, c.io->context, c.overlapped, err, static_cast<ULONG_PTR>(bytes),
-                       reinterpret_cast<PTP_IO>(c.io));
+        if (!it->kernel_done) {
+            it->kernel_done = true;
+            it->kernel_error = err;
+            it->kernel_bytes = bytes;
+        }
+        return start_delivery(it);
+    }
+
+    // Moves a call from `outstanding` to `delivering` (its packet is on its
+    // way: WSAGetOverlappedResult still finds it) and marks its IO running.
+    std::list<outstanding_call>::iterator start_delivery(std::deque<outstanding_call>::iterator it)
+    {
+        delivering_.push_back(*it);
+        outstanding_.erase(it);
+        auto d = std::prev(delivering_.end());
+        ++d->io->running;
+        return d;
+    }
+
+    void invoke(std::list<outstanding_call>::iterator d, ULONG err, std::size_t bytes)
+    {
+        d->io->callback(nullptr, d->io->context, d->overlapped, err, static_cast<ULONG_PTR>(bytes),
+                        reinterpret_cast<PTP_IO>(d->io));
         std::lock_guard lk(mu_);
-        ++c.io->completions;
-        --c.io->running;
+        ++d->io->completions;
+        --d->io->running;
+        delivering_.erase(d);
     }
 
     std::mutex mu_;
     std::vector<std::string> calls_;
     std::map<SOCKET, fake_socket> sockets_;
     std::deque<outstanding_call> outstanding_;
+    std::list<outstanding_call> delivering_; // packets being delivered (callbacks running)
     std::vector<call_record> sends_;
     std::vector<call_record> recvs_;
     int work_running_ = 0;
@@ -793,6 +908,10 @@ struct fake_win32 {
         return fake().wsa_recv(s, b, n, got, flags, ov);
     }
     static BOOL cancel_io_ex(SOCKET s, OVERLAPPED* ov) noexcept { return fake().cancel_io_ex(s, ov); }
+    static bool overlapped_result(SOCKET s, OVERLAPPED* ov, DWORD* bytes, DWORD* error) noexcept
+    {
+        return fake().overlapped_result(s, ov, bytes, error);
+    }
     static int shutdown(SOCKET s) noexcept { return fake().shutdown(s); }
     static int closesocket(SOCKET s) noexcept { return fake().closesocket(s); }
 };

@@ -5,10 +5,13 @@
 //
 // Left to Linux (tests/integration/): AF_UNIX pairs, engines without threads,
 // notify_io_async, a receive of more than 64 buffers (a Windows receive fills
-// at most its first 64), a send pending when the peer resets (it completes
-// `error` here, `abandoned` there), and how many other completions a close()
-// made inside a callback has delivered when it returns (all of them on Linux;
-// here the close finishes when the cancelled calls come back).
+// at most its first 64), and a send pending when the peer resets (it completes
+// `error` here, `abandoned` there).
+//
+// A close() made inside a callback delivers every other completion of the
+// socket before it returns, as on Linux: it cancels the calls still
+// outstanding and settles each as soon as the OS reports it finished, without
+// waiting for a pool thread (on a one-thread pool the only one is its own).
 #include "win32_harness.hpp"
 
 using asock_wtest::win32_harness;
@@ -103,7 +106,8 @@ TEST_CASE("integration: close inside a callback does not deadlock, even on a one
     const bool destroy = GENERATE(false, true);
     CAPTURE(threads);
     auto e = engine_with(threads);
-    sc::close_inside_callback<win32_harness>(*e, destroy);
+    const int completed_at_close = sc::close_inside_callback<win32_harness>(*e, destroy);
+    CHECK(completed_at_close == 4); // two receives and two sends, before close() returned
 }
 
 TEST_CASE("integration: close inside a resumed coroutine does not deadlock; the others complete abandoned once",
@@ -113,7 +117,8 @@ TEST_CASE("integration: close inside a resumed coroutine does not deadlock; the 
     const bool destroy = GENERATE(false, true);
     CAPTURE(threads);
     auto e = engine_with(threads);
-    sc::close_inside_coroutine<win32_harness>(*e, destroy);
+    const int completed_at_close = sc::close_inside_coroutine<win32_harness>(*e, destroy);
+    CHECK(completed_at_close == 4);
 }
 
 TEST_CASE("integration: close inside a send callback abandons the pending receives and the queued send",
@@ -122,7 +127,8 @@ TEST_CASE("integration: close inside a send callback abandons the pending receiv
     const unsigned threads = GENERATE(1u, 4u);
     CAPTURE(threads);
     auto e = engine_with(threads);
-    sc::close_inside_send_callback<win32_harness>(*e);
+    const int completed_at_close = sc::close_inside_send_callback<win32_harness>(*e);
+    CHECK(completed_at_close == 3); // the two receives and the queued send, before close() returned
 }
 
 TEST_CASE("integration: close with pending operations completes them before it returns", "[win32][integration]")

@@ -75,7 +75,34 @@ TEST_CASE("close: outstanding and queued operations complete ABANDONED, in order
     CHECK(fake().count("WSARecv") == 1);
 }
 
-TEST_CASE("close from inside a callback does not wait; the last outstanding completion finishes the close",
+TEST_CASE("close: a cancelled call that the OS finishes only later is settled by its completion or as soon as it "
+          "finished",
+          "[win32][close][threading]")
+{
+    fixture f; // its helper thread delivers the cancelled calls' completions
+    fake().cancel_finishes_at_once = false; // CancelIoEx only asks; the call ends when its packet comes
+    receive_probe r;
+    send_probe p("pending");
+    fake_socket_t s = f.open_socket();
+    REQUIRE(r.start(s) == start_result::started);
+    REQUIRE(p.start(s) == send_sync_result::ok);
+    const auto mark = fake().mark();
+    s.close();
+    CHECK(s.state() == socket_state::closed);
+    CHECK(r.calls == 1);
+    CHECK(r.result == receive_result::abandoned);
+    CHECK(p.calls == 1);
+    CHECK(p.result == send_result::abandoned);
+    CHECK(fake().count("WSAGetOverlappedResult") >= 1);
+    CHECK(fake().calls_since(mark, {"WaitForThreadpoolIoCallbacks(FALSE)", "CloseThreadpoolIo",
+                                    "DestroyThreadpoolEnvironment", "shutdown"}) ==
+          std::vector<std::string>{"WaitForThreadpoolIoCallbacks(FALSE)", "CloseThreadpoolIo",
+                                   "DestroyThreadpoolEnvironment", "shutdown"});
+    CHECK(fake().outstanding_total() == 0);
+}
+
+TEST_CASE("close from inside a callback completes the outstanding calls before it returns; their last packet closes "
+          "the IO",
           "[win32][close][threading]")
 {
     fixture f{false}; // completions delivered by hand
@@ -91,24 +118,24 @@ TEST_CASE("close from inside a callback does not wait; the last outstanding comp
     const auto mark = fake().mark();
     REQUIRE(fake().complete_recv(sock_a, "bye")); // the callback closes the socket
     CHECK(r.result == receive_result::ok);
-    // close() returned without waiting: the send is still outstanding (its cancel asked).
-    CHECK(s.state() == socket_state::closing);
-    CHECK(fake().cancel_requested(sock_a, kind::send));
-    CHECK(s1.calls == 0);
-    CHECK(s2.calls == 0);
-    CHECK(f.engine->use_count() == refs + 1); // the unfinished close holds the engine
-    CHECK(fake().count("CloseThreadpoolIo") == 0);
-    // The cancelled send comes back: that completion finishes the close.
-    CHECK(fake().abort_cancelled() == 1);
+    // close() cancelled the outstanding send and settled it as soon as the OS
+    // had finished it, without waiting for its callback: everything completed.
     CHECK(s.state() == socket_state::closed);
     CHECK(s1.calls == 1);
     CHECK(s1.result == send_result::abandoned);
     CHECK(s2.calls == 1);
     CHECK(s2.result == send_result::abandoned);
+    // The send's completion packet is still to come: the IO, the core and an
+    // engine reference stay until it has.
+    CHECK(f.engine->use_count() == refs + 1);
+    CHECK(fake().count("CloseThreadpoolIo") == 0);
+    CHECK(fake().abort_cancelled() == 1);
+    CHECK(s1.calls == 1);
+    CHECK(s2.calls == 1);
     CHECK(f.engine->use_count() == refs);
     // Never WaitForThreadpoolIoCallbacks from inside the socket's own callback.
     CHECK(fake().calls_since(mark, teardown_calls) ==
-          std::vector<std::string>{"CancelIoEx", "CloseThreadpoolIo", "DestroyThreadpoolEnvironment", "shutdown"});
+          std::vector<std::string>{"CancelIoEx", "shutdown", "CloseThreadpoolIo", "DestroyThreadpoolEnvironment"});
 }
 
 TEST_CASE("close from inside a callback with nothing else outstanding finishes before it returns",
@@ -148,8 +175,9 @@ TEST_CASE("destroy from inside a callback while a call is outstanding: the close
     const auto refs = f.engine->use_count();
     REQUIRE(fake().complete_recv(sock_a, "x")); // destroys the socket inside the callback
     CHECK(s == nullptr);
-    CHECK(p.calls == 0);
-    CHECK(fake().sock(sock_a).closes == 0);        // not yet: the send is outstanding
+    CHECK(p.calls == 1); // settled by the close before the destroy returned
+    CHECK(p.result == send_result::abandoned);
+    CHECK(fake().sock(sock_a).closes == 0);        // not yet: the send's packet is still to come
     CHECK(f.engine->use_count() == refs);          // the socket's reference went, the close's is held
     {
         fake_socket_t other(*f.engine);            // the core is not reused meanwhile
@@ -157,7 +185,6 @@ TEST_CASE("destroy from inside a callback while a call is outstanding: the close
     }
     CHECK(fake().abort_cancelled() == 1);
     CHECK(p.calls == 1);
-    CHECK(p.result == send_result::abandoned);
     CHECK(fake().sock(sock_a).closes == 1);
     CHECK(f.engine->use_count() == refs - 1);
     fake_socket_t again(*f.engine); // back in the pool now

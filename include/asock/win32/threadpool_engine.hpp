@@ -203,7 +203,16 @@ private:
     void destroy_now() noexcept
     {
         if (work_ != nullptr) {
-            Api::wait_work_callbacks(work_, FALSE); // runs whatever is still posted
+            // Nothing posted is dropped (a dropped coroutine resumption leaks
+            // its frame): the pool runs what is submitted, and items that an
+            // item posted while the pool was being waited for, which the
+            // documentation of WaitForThreadpoolWorkCallbacks does not promise
+            // to cover, run here on this thread. Each item stays on the list
+            // until something runs it, so the loop ends when a wait finds none
+            // left; their stale submissions find the list empty.
+            do {
+                Api::wait_work_callbacks(work_, FALSE);
+            } while (run_leftovers());
             Api::close_work(work_);
         }
         // An IO callback may still be leaving a core's code (after the hook that
@@ -227,20 +236,35 @@ private:
     {
         auto* self = static_cast<basic_threadpool_engine*>(context);
         callback_scope scope(*self);
-        work_item* item = nullptr;
-        {
-            std::lock_guard lk(self->post_mu_);
-            item = self->post_head_;
-            if (item != nullptr) {
-                self->post_head_ = item->next;
-                if (self->post_head_ == nullptr) {
-                    self->post_tail_ = nullptr;
-                }
-            }
-        }
-        if (item != nullptr) {
+        if (work_item* item = self->pop_posted()) {
             item->run(item);
         }
+    }
+
+    work_item* pop_posted() noexcept
+    {
+        std::lock_guard lk(post_mu_);
+        work_item* item = post_head_;
+        if (item != nullptr) {
+            post_head_ = item->next;
+            if (post_head_ == nullptr) {
+                post_tail_ = nullptr;
+            }
+        }
+        return item;
+    }
+
+    // Runs, on this thread as if it were one of the pool's, the posted items
+    // still on the list. True when there were any.
+    bool run_leftovers() noexcept
+    {
+        bool ran = false;
+        callback_scope scope(*this);
+        while (work_item* item = pop_posted()) {
+            item->run(item);
+            ran = true;
+        }
+        return ran;
     }
 
     asock::detail::engine_refs refs_;

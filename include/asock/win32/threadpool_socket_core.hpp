@@ -11,24 +11,39 @@
 //   skip-on-success mode), so every accepted operation completes there.
 // - The OVERLAPPED of a call lives inside the operation record itself
 //   (operation::platform, see include/asock/detail/operation.hpp), followed by a
-//   pointer back to the record: the callback turns the OVERLAPPED* it is given
-//   into the record with no lookup and no allocation. The WSABUF array is built
-//   on the stack for each call (Winsock captures it before the call returns).
+//   pointer back to the record. The callback finds the record by comparing the
+//   OVERLAPPED* it is given with the calls still outstanding (never by reading
+//   through it: close() may have settled the call and its record may be gone).
+//   The WSABUF array is built on the stack for each call (Winsock captures it
+//   before the call returns).
 // - Each direction has its own lock and FIFO, and at most one call outstanding:
 //   the front of the queue. The next send or receive is issued from the
 //   completion of the previous one, so sends never interleave and receives fill
 //   in the order they were started, whatever threads start them; a receive and a
-//   send are outstanding together (full duplex).
+//   send are outstanding together (full duplex). Once part of a send is on the
+//   wire and the rest never will be, the send direction fails for good.
 // - Completed operations go to their direction's `done` list and are delivered
-//   (hooks called, no lock held) by one thread at a time per direction, in order.
-// - close() cancels the outstanding calls (CancelIoEx), waits for their
-//   completions, waits for the IO's callbacks (WaitForThreadpoolIoCallbacks,
-//   FALSE), closes the IO, destroys the environment, disconnects the handle and
-//   completes every operation before it returns. Called on one of the engine's
-//   own threads (a callback of this socket, or of any socket of the engine)
-//   it never waits: an outstanding call's completion, arriving later on a pool
-//   thread, finishes the close instead. Waiting there would deadlock on the
-//   callback that is running it, or on a pool with no spare thread.
+//   (hooks called, no lock held) by one thread at a time per direction, in
+//   order, one at a time off that list: whatever a hook's close or destroy
+//   finds still on it is delivered by that close, before it returns.
+// - close() cancels the outstanding calls (CancelIoEx) and settles each one as
+//   soon as the OS reports it finished (WSAGetOverlappedResult, not waiting),
+//   unless its completion reaches the callback first. It never waits for a
+//   pool thread before it has delivered every completion: its own thread may
+//   be the pool's only one, and pool threads may be inside this socket's hooks
+//   waiting for the close (a destroy there). Then, on a thread that is not one
+//   of the engine's, it waits for the packets of the calls it settled, for the
+//   IO's callbacks (WaitForThreadpoolIoCallbacks, FALSE), closes the IO,
+//   destroys the environment and disconnects the handle before it returns. On
+//   one of the engine's threads (a callback of this socket, or of any socket
+//   of the engine) it cannot wait for callbacks: the last of those packets
+//   closes the IO instead, on a pool thread, and the core and an engine
+//   reference stay until then. Every operation completes before close()
+//   returns, wherever it is called.
+// - A destroy (detach) never returns before every operation of the socket has
+//   completed, nor while a stop request on another thread is still
+//   completing one. Called from a hook it lets go of the direction it was
+//   delivering, so that a close on another thread does not wait for it.
 // - Cores are pooled by their engine and never freed while it lives, so a
 //   thread still leaving a callback after the socket was destroyed touches
 //   valid memory.
@@ -87,9 +102,37 @@ namespace detail {
 /// The engine whose callback (IO completion or posted work) this thread is running.
 inline thread_local const void* tls_engine = nullptr;
 
-/// The core whose close() this thread is delivering completions for, so that
-/// a destroy from inside one of those callbacks does not wait for itself.
-inline thread_local const void* tls_closing_core = nullptr;
+/// What this thread is doing for a socket core right now (innermost first):
+/// calling the hooks of one direction (`deliver`), completing what a close()
+/// collected (`close`), or completing an operation a stop request withdrew
+/// (`cancel`). A destroy or close called from inside one of those hooks reads
+/// them: it must not wait for work it is itself part of, must deliver what
+/// that work still holds for the socket before it returns, and must let go of
+/// a direction it was delivering (the core may serve another socket next).
+struct delivery_frame {
+    enum class kind : std::uint8_t { deliver, close, cancel };
+    const void* core;
+    kind what;
+    void* side;                    ///< deliver: the direction being delivered
+    asock::detail::op_list* rest;  ///< close: completions not delivered yet
+    bool released;                 ///< deliver: a destroy inside a hook let go of the direction
+    delivery_frame* prev;
+};
+inline thread_local delivery_frame* tls_frames = nullptr;
+
+/// Pushes a frame for the lifetime of the scope.
+struct frame_scope {
+    delivery_frame frame;
+    frame_scope(const void* core, delivery_frame::kind what, void* side = nullptr,
+                asock::detail::op_list* rest = nullptr) noexcept
+        : frame{core, what, side, rest, false, tls_frames}
+    {
+        tls_frames = &frame;
+    }
+    ~frame_scope() { tls_frames = frame.prev; }
+    frame_scope(const frame_scope&) = delete;
+    frame_scope& operator=(const frame_scope&) = delete;
+};
 
 /// What a backend keeps in operation::platform while a call is outstanding.
 struct op_ext {
@@ -162,13 +205,14 @@ public:
         socket_ = socket;
         owner_ = owner;
         opened_ = true;
-        send_poisoned_ = false;
+        send_failed_ = send_result::ok;
         pending_.store(0, std::memory_order_relaxed);
         set_state(socket_state::open); // 01_094
         return open_result::ok;
     }
 
-    /// The spec's close. See the header comment for the engine-thread case.
+    /// The spec's close: every operation completes before it returns. See the
+    /// header comment for what it waits for, and where.
     void close() noexcept
     {
         auto s = state_.load(std::memory_order_acquire);
@@ -178,61 +222,69 @@ public:
             }
         } while (!state_.compare_exchange_weak(s, socket_state::closing, std::memory_order_acq_rel)); // 01_019
         closers_.fetch_add(1);
+        {
+            std::lock_guard lk(life_mu_);
+            close_active_.store(true);
+        }
+        // The close may outlive the socket's own reference (a destroy from a
+        // hook hands itself over to it) and, on an engine thread, even this
+        // call: the engine, and so the core's memory, stay until it is done.
+        engine_->inc_ref();
 
         // 01_020: a start that saw OPEN holds its direction's lock until its
         // call was issued, so after each section below nothing can be added.
-        op_list now;
-        bool outstanding = false;
         for (side* sd : sides()) {
             std::lock_guard lk(sd->mu);
-            if (has_outstanding(*sd)) {
-                outstanding = true;
-                cancel_outstanding(*sd); // their completions move the rest of this side to `done`
-            } else {
-                collect(*sd, now);
-            }
+            cancel_outstanding(*sd);
         }
-        if (!engine_->running_in_this_thread()) {
-            if (outstanding) {
-                wait_outstanding();
-            }
-            Api::wait_io_callbacks(io_, FALSE); // 01_040
-            wait_deliverers();
-            collect_all(now);
-            finish_close();
-            deliver_closed(now);
+        reap_outstanding(); // nothing is outstanding from here on
+        op_list now;
+        if (engine_->running_in_this_thread()) {
+            close_on_engine_thread(now);
             return;
         }
-        if (outstanding) {
-            {
-                std::lock_guard lk(life_mu_);
-                deferred_.store(true);
-            }
-            engine_->inc_ref(); // the close now outlives the socket's own reference
-            const std::uint32_t prev = pending_.fetch_or(deferred_bit);
-            if ((prev & count_mask) != 0) {
-                wake_waiters(); // a detach() waiting on CLOSING sees deferred_
-                deliver_closed(now);
-                return; // the last completion calls finish_deferred_close()
-            }
-            // Every outstanding call came back meanwhile: finish here.
-            pending_.store(0);
-            {
-                std::lock_guard lk(life_mu_);
-                deferred_.store(false);
-            }
-            engine_->dec_ref();
+        // Hooks being called on other threads (IO callbacks, kicks) finish
+        // first, so that every completion is delivered in order. A hook that
+        // destroys this socket has let go of its direction (detach).
+        wait_for([&] { return deliverers_.load() == 0; });
+        // The packets of the calls settled above come through pool threads.
+        // While a destroy on some thread waits for this close (parked_), that
+        // thread may be the pool's only one, or inside an IO callback of this
+        // socket (WaitForThreadpoolIoCallbacks would wait for it): deliver
+        // before waiting for the pool then.
+        wait_for([&] { return (pending_.load() & count_mask) == 0 || parked_.load() != 0; });
+        if ((pending_.load() & count_mask) == 0 && parked_.load() == 0) {
+            // The spec's order: callbacks, IO, environment, handle, CLOSED,
+            // then the completions.
+            Api::wait_io_callbacks(io_, FALSE); // 01_040
+            teardown_io();
+            disconnect();
+            set_state(socket_state::closed);
+            collect_all(now);
+            deliver_closed(now);
+            finish_close(false);
+            return;
         }
         collect_all(now);
-        finish_close();
-        deliver_closed(now);
+        deliver_closed(now); // releases the destroys waiting for this close
+        wait_for([&] { return (pending_.load() & count_mask) == 0; });
+        Api::wait_io_callbacks(io_, FALSE); // 01_040
+        teardown_io();
+        disconnect();
+        finish_close(true);
     }
 
-    /// The spec's destroy, minus freeing: waits out OPENING / CLOSING (01_093),
-    /// closes if OPEN (01_006), destroys the handle (01_005). After a close that
-    /// is still finishing on the engine (see close()), hands the destroy to it.
+    /// The spec's destroy, minus freeing: waits out OPENING (01_093), closes if
+    /// OPEN (01_006), waits until every operation of the socket has completed,
+    /// destroys the handle (01_005). Called from a hook it never waits for the
+    /// work that hook is part of; a close still finishing (see close()) then
+    /// destroys the handle and gives the core back when it is done.
     void detach() noexcept
     {
+        // From a hook that this thread's close() is delivering: the close's
+        // other completions run now, never after this returns, and that close
+        // is not waited for.
+        const bool own_close = deliver_rest_of_own_close();
         for (;;) {
             const auto s = state_.load();
             if (s == socket_state::opening) {
@@ -240,27 +292,48 @@ public:
                 continue;
             }
             if (s == socket_state::open) {
-                close();
-                continue;
-            }
-            {
-                std::lock_guard lk(life_mu_);
-                if (deferred_.load()) {
-                    detached_ = true; // finish_deferred_close() destroys the handle
-                    return;
-                }
-            }
-            if (s == socket_state::closing) {
-                // A close() running on another thread.
-                wait_for([&] { return state_.load() != socket_state::closing || deferred_.load(); });
+                close(); // may lose the race to a close on another thread: then wait for that one
                 continue;
             }
             break;
         }
-        // A close() on another thread may still be calling the completions it
-        // collected (CLOSED is set before them); they belong to this socket.
-        if (detail::tls_closing_core != this) {
-            wait_for([&] { return closers_.load() == 0; });
+        if (!own_close) {
+            // A close running on another thread delivers this socket's
+            // completions: wait for them. That close does not wait for this
+            // thread once it is counted in parked_ (which comes first: the
+            // close reads deliverers_ before parked_), and this thread no
+            // longer delivers a direction of the socket after the release.
+            parked_.fetch_add(1);
+            wake_waiters();
+            release_own_deliveries();
+            if (engine_->running_in_this_thread()) {
+                // Not for the rest of that close: it may wait for this very
+                // callback to return (WaitForThreadpoolIoCallbacks).
+                wait_for([&] { return closers_.load() == 0; });
+            } else {
+                // For the whole close (01_093), unless only its IO is left to
+                // close, by a packet still to come (deferred_bit): that needs
+                // a pool thread, and the handle goes with it (detached_).
+                wait_for([&] {
+                    return closers_.load() == 0 &&
+                           (!close_active_.load() || (pending_.load() & deferred_bit) != 0);
+                });
+            }
+            parked_.fetch_sub(1);
+        }
+        // A stop request on another thread may be completing an operation of
+        // this socket (withdrawn from its queue before the close): that
+        // completion must not outlive the destroy. Those this thread runs
+        // itself (a hook inside one destroyed the socket) are not waited for.
+        const unsigned own_cancels = count_frames(detail::delivery_frame::kind::cancel);
+        wait_for([&] { return cancels_.load() <= own_cancels; });
+        release_own_deliveries(); // the core may serve another socket once this returns
+        {
+            std::lock_guard lk(life_mu_);
+            if (close_active_.load()) {
+                detached_ = true; // finish_close() destroys the handle
+                return;
+            }
         }
         destroy_handle();
     }
@@ -275,7 +348,10 @@ public:
     /// behind the others. Never finishes inline, except a send cancelled before
     /// it started. Rejected (not queued, hook not called) with not_open when
     /// the socket is not OPEN or WSASend reports WSAECONNRESET, with error when
-    /// WSASend fails otherwise or an earlier cancelled send poisoned the stream.
+    /// WSASend fails otherwise. Once the send direction has failed for good
+    /// (part of a send is on the wire and the rest never will be, or nobody
+    /// knows how much is) every send is rejected: not_open after a reset,
+    /// error otherwise.
     send_sync_result start_send(send_op& op, bool& done) noexcept
     {
         std::lock_guard lk(write_.mu);
@@ -287,14 +363,16 @@ public:
             done = true;
             return send_sync_result::ok;
         }
-        if (send_poisoned_) {
-            return send_sync_result::error;
+        if (send_failed_ != send_result::ok) {
+            return send_failed_ == send_result::abandoned ? send_sync_result::not_open : send_sync_result::error;
         }
         const bool idle = write_.ops.empty();
         write_.ops.push_back(&op);
         if (!idle) {
             return send_sync_result::ok; // behind the outstanding send: never overtakes it
         }
+        // Nothing of this send is on the wire if its first call fails at once:
+        // rejecting it leaves the stream whole.
         const int err = issue_send(static_cast<send_op&>(op));
         if (err == 0) {
             return send_sync_result::ok; // 01_045
@@ -379,14 +457,20 @@ public:
         if (!op.queued) {
             return;
         }
-        if (&sd == &raw_ || (sd.busy && sd.ops.front() == &op)) {
+        if (is_outstanding(sd, op)) {
             cancel_call(op);
             return;
         }
         sd.ops.unlink(&op);
         set_result(op, cancelled_result);
+        cancels_.fetch_add(1); // a destroy waits for this completion (detach)
         lk.unlock();
-        op.complete(&op, completion_mode::foreign);
+        {
+            detail::frame_scope scope(this, detail::delivery_frame::kind::cancel);
+            op.complete(&op, completion_mode::foreign);
+        }
+        cancels_.fetch_sub(1);
+        wake_waiters(); // the core outlives its socket (pooled)
     }
 
     /// Delivers a finished operation (result set) later on an engine thread,
@@ -407,12 +491,12 @@ public:
 
     // ---- engine side ---------------------------------------------------------
 
-    /// Used by the engine's release_core(): false while a close deferred to the
-    /// engine is still finishing (it returns the core to the pool itself).
+    /// Used by the engine's release_core(): false while a close is still
+    /// finishing (it returns the core to the pool itself).
     bool try_release() noexcept
     {
         std::lock_guard lk(life_mu_);
-        if (deferred_.load()) {
+        if (close_active_.load()) {
             released_ = true;
             return false;
         }
@@ -432,7 +516,7 @@ private:
     };
 
     static constexpr std::uint32_t count_mask = (1u << 31) - 1;
-    static constexpr std::uint32_t deferred_bit = 1u << 31; // the call that brings the count to 0 finishes the close
+    static constexpr std::uint32_t deferred_bit = 1u << 31; // the packet that brings the count to 0 closes the IO
 
     enum result_kind { cancelled_result, abandoned_result };
 
@@ -462,6 +546,18 @@ private:
         waiters_.fetch_sub(1);
     }
 
+    // A short pause of close() while the OS finishes the calls it cancelled;
+    // a completion arriving meanwhile ends it early.
+    void pause_briefly() noexcept
+    {
+        waiters_.fetch_add(1);
+        {
+            std::unique_lock lk(wait_mu_);
+            wait_cv_.wait_for(lk, std::chrono::milliseconds(1));
+        }
+        waiters_.fetch_sub(1);
+    }
+
     void wake_waiters() noexcept
     {
         if (waiters_.load() != 0) {
@@ -470,16 +566,65 @@ private:
         }
     }
 
-    // Completes what a close() collected; a destroy from inside those
-    // callbacks must not wait for this very close (see detach()).
+    unsigned count_frames(detail::delivery_frame::kind what) const noexcept
+    {
+        unsigned n = 0;
+        for (const detail::delivery_frame* f = detail::tls_frames; f != nullptr; f = f->prev) {
+            n += f->core == this && f->what == what ? 1u : 0u;
+        }
+        return n;
+    }
+
+    // Completes what a close() collected, one operation at a time off `now`, so
+    // that a destroy from inside one of those hooks finds (and delivers) the
+    // rest through this thread's frame.
     void deliver_closed(op_list& now) noexcept
     {
-        const void* saved = detail::tls_closing_core;
-        detail::tls_closing_core = this;
-        asock::detail::complete_all(now, completion_mode::foreign);
-        detail::tls_closing_core = saved;
-        closers_.fetch_sub(1); // the core outlives its socket (pooled)
+        {
+            detail::frame_scope scope(this, detail::delivery_frame::kind::close, nullptr, &now);
+            while (operation* op = now.pop_front()) {
+                op->complete(op, completion_mode::foreign);
+            }
+        }
+        closers_.fetch_sub(1); // the close still holds the core (close_active_)
         wake_waiters();
+    }
+
+    // detach() inside a hook of this thread's close(): delivers what that
+    // close has not delivered yet. True when this thread is inside such a close.
+    bool deliver_rest_of_own_close() noexcept
+    {
+        bool found = false;
+        for (detail::delivery_frame* f = detail::tls_frames; f != nullptr; f = f->prev) {
+            if (f->core == this && f->what == detail::delivery_frame::kind::close) {
+                found = true;
+                while (operation* op = f->rest->pop_front()) {
+                    op->complete(op, completion_mode::foreign);
+                }
+            }
+        }
+        return found;
+    }
+
+    // detach() inside a hook that deliver() is calling on this thread: that
+    // direction is no longer being delivered by this thread (a close elsewhere
+    // collects what is left of it), and deliver() touches nothing of the core
+    // once the hook returns.
+    void release_own_deliveries() noexcept
+    {
+        for (detail::delivery_frame* f = detail::tls_frames; f != nullptr; f = f->prev) {
+            if (f->core != this || f->what != detail::delivery_frame::kind::deliver || f->released) {
+                continue;
+            }
+            side& sd = *static_cast<side*>(f->side);
+            {
+                std::lock_guard lk(sd.mu);
+                sd.delivering = false;
+            }
+            f->released = true;
+            deliverers_.fetch_sub(1);
+            wake_waiters();
+        }
     }
 
     side& side_for(const operation& op) noexcept
@@ -517,24 +662,89 @@ private:
         op.queued = false;
     }
 
-    bool has_outstanding(const side& sd) const noexcept { return &sd == &raw_ ? !sd.ops.empty() : sd.busy; }
-
-    void cancel_outstanding(side& sd) noexcept
+    // `op` (in sd.ops) has a call outstanding (side lock held).
+    bool is_outstanding(const side& sd, const operation& op) const noexcept
     {
-        if (&sd == &raw_) {
-            for (operation* op = sd.ops.front(); op != nullptr; op = static_cast<operation*>(op->next)) {
-                cancel_call(*op);
-            }
-            return;
-        }
-        cancel_call(*sd.ops.front());
+        return &sd == &raw_ || (sd.busy && sd.ops.front() == &op);
     }
 
-    // CancelIoEx for the outstanding call of `op` (its side's lock held). When
-    // the OS finds nothing to cancel although the completion has not been seen
-    // yet, either the completion is on its way (Windows) or the call was busy
-    // moving data at that instant and missed the request (Wine does this with
-    // a large send): a posted retry asks again until the completion arrives.
+    // The operation whose outstanding call was given `ov`, or nullptr (side
+    // lock held). Compares addresses only: `ov` is not read.
+    operation* find_outstanding(side& sd, const OVERLAPPED* ov) noexcept
+    {
+        for (operation* op = sd.ops.front(); op != nullptr && is_outstanding(sd, *op);
+             op = static_cast<operation*>(op->next)) {
+            if (&detail::ext_of(*op).overlapped == ov) {
+                return op;
+            }
+        }
+        return nullptr;
+    }
+
+    // close(): CancelIoEx for each outstanding call of a side (its lock held).
+    void cancel_outstanding(side& sd) noexcept
+    {
+        for (operation* op = sd.ops.front(); op != nullptr && is_outstanding(sd, *op);
+             op = static_cast<operation*>(op->next)) {
+            Api::cancel_io_ex(socket_, &detail::ext_of(*op).overlapped);
+        }
+    }
+
+    // close(): settles every call still outstanding, each as soon as the OS
+    // reports it finished, unless its completion reaches on_io_complete first.
+    // The OS finishes a cancelled call without any pool thread; a CancelIoEx
+    // that missed (Wine's, on a send busy moving data) is asked again. The
+    // packets of calls settled here still reach on_io_complete later, which
+    // finds no record for them and only counts them down (pending_).
+    void reap_outstanding() noexcept
+    {
+        for (bool ask_again = false;; ask_again = true) {
+            bool left = false;
+            for (side* sd : sides()) {
+                std::lock_guard lk(sd->mu);
+                if (reap(*sd, ask_again)) {
+                    left = true;
+                }
+            }
+            if (!left) {
+                return;
+            }
+            pause_briefly();
+        }
+    }
+
+    // True when a call of the side is still in progress (side lock held).
+    bool reap(side& sd, bool ask_again) noexcept
+    {
+        bool left = false;
+        operation* op = sd.ops.front();
+        while (op != nullptr && is_outstanding(sd, *op)) {
+            auto* next = static_cast<operation*>(op->next);
+            OVERLAPPED* ov = &detail::ext_of(*op).overlapped;
+            DWORD bytes = 0;
+            DWORD err = NO_ERROR;
+            if (Api::overlapped_result(socket_, ov, &bytes, &err)) {
+                settle(*op, err, bytes); // not OPEN: abandoned, or what the call achieved
+            } else {
+                left = true;
+                if (ask_again) {
+                    Api::cancel_io_ex(socket_, ov);
+                }
+            }
+            if (&sd != &raw_) {
+                break; // one call at most; settling it moved the rest to `done`
+            }
+            op = next;
+        }
+        return left;
+    }
+
+    // CancelIoEx for the outstanding call of `op` (its side's lock held), for
+    // a stop request. When the OS finds nothing to cancel although the
+    // completion has not been seen yet, either the completion is on its way
+    // (Windows) or the call was busy moving data at that instant and missed
+    // the request (Wine does this with a large send): a posted retry asks
+    // again until the completion arrives.
     void cancel_call(operation& op) noexcept
     {
         if (!Api::cancel_io_ex(socket_, &detail::ext_of(op).overlapped)) {
@@ -558,14 +768,12 @@ private:
         bool again = false;
         for (side* sd : self->sides()) {
             std::lock_guard lk(sd->mu);
-            const bool closing = !self->is_open();
-            for (operation* op = sd->ops.front(); op != nullptr; op = static_cast<operation*>(op->next)) {
-                const bool outstanding = sd == &self->raw_ || (sd->busy && op == sd->ops.front());
-                if (!outstanding) {
-                    break;
-                }
-                if ((closing || op->cancel_requested) &&
-                    !Api::cancel_io_ex(self->socket_, &detail::ext_of(*op).overlapped)) {
+            if (!self->is_open()) {
+                continue; // a close settles its own calls (reap_outstanding)
+            }
+            for (operation* op = sd->ops.front(); op != nullptr && self->is_outstanding(*sd, *op);
+                 op = static_cast<operation*>(op->next)) {
+                if (op->cancel_requested && !Api::cancel_io_ex(self->socket_, &detail::ext_of(*op).overlapped)) {
                     again = true;
                 }
             }
@@ -601,6 +809,21 @@ private:
         for (side* sd : sides()) {
             std::lock_guard lk(sd->mu);
             collect(*sd, out);
+        }
+    }
+
+    // A completion error that means the peer reset or the connection dropped.
+    static bool connection_gone(ULONG err) noexcept
+    {
+        return err == ERROR_NETNAME_DELETED || err == ERROR_CONNECTION_ABORTED || err == WSAECONNRESET ||
+               err == WSAECONNABORTED || err == WSAENETRESET;
+    }
+
+    // Under write_.mu: the send direction fails for good; the first cause stays.
+    void fail_sends(send_result r) noexcept
+    {
+        if (send_failed_ == send_result::ok) {
+            send_failed_ = r;
         }
     }
 
@@ -663,20 +886,25 @@ private:
         return err != 0 ? err : WSAEFAULT;
     }
 
-    // Issues the next queued sends until one is outstanding (write lock held, OPEN).
+    // Issues the next queued sends until one is outstanding (write lock held,
+    // OPEN). Behind a torn send they complete with the direction's failure.
+    // A queued send whose first call fails at once put nothing on the wire: it
+    // fails alone.
     void issue_queued_sends() noexcept
     {
         while (!write_.busy && !write_.ops.empty()) {
             auto& next = static_cast<send_op&>(*write_.ops.front());
-            int err = WSAEFAULT;
-            if (!send_poisoned_) {
+            int err = 0;
+            if (send_failed_ == send_result::ok) {
                 err = issue_send(next);
                 if (err == 0) {
                     break;
                 }
             }
             write_.ops.unlink(&next);
-            next.result = err == WSAECONNRESET ? send_result::abandoned : send_result::error;
+            next.result = send_failed_ != send_result::ok ? send_failed_
+                          : err == WSAECONNRESET          ? send_result::abandoned
+                                                          : send_result::error;
             move_to_done(write_, next);
         }
     }
@@ -721,22 +949,55 @@ private:
             return; // 01_063
         }
         auto* self = static_cast<threadpool_socket_core*>(context);
-        auto* x = reinterpret_cast<detail::op_ext*>(overlapped); // 01_064
-        operation& op = *x->op;
-        const DWORD asked = x->asked;
         typename engine_type::callback_scope scope(*self->engine_);
-        switch (op.kind) {
-        case op_kind::send: self->send_completed(static_cast<send_op&>(op), asked, io_result, bytes); break;
-        case op_kind::receive:
-            self->receive_completed(static_cast<receive_op&>(op), asked, io_result, bytes);
-            break;
-        case op_kind::notify: self->overlapped_completed(static_cast<overlapped_op&>(op), io_result, bytes); break;
+        self->on_completion(static_cast<const OVERLAPPED*>(overlapped), io_result, bytes);
+    }
+
+    // 01_064: the OVERLAPPED names the call's operation record, but only while
+    // the call is outstanding: close() may have settled it (reap_outstanding)
+    // and the record may be gone. So the record is found by comparing
+    // addresses with the calls still outstanding, under their side's lock.
+    void on_completion(const OVERLAPPED* ov, ULONG err, ULONG_PTR bytes) noexcept
+    {
+        for (side* sd : sides()) {
+            std::unique_lock lk(sd->mu);
+            operation* op = find_outstanding(*sd, ov);
+            if (op == nullptr) {
+                continue;
+            }
+            settle(*op, err, bytes);
+            const bool last = call_returned();
+            lk.unlock();
+            if (last) {
+                finish_deferred_close();
+            } else {
+                deliver(*sd);
+            }
+            return;
+        }
+        // A call close() settled: only its packet was still to come.
+        if (call_returned()) {
+            finish_deferred_close();
         }
     }
 
-    void send_completed(send_op& op, DWORD asked, ULONG err, ULONG_PTR bytes) noexcept // 01_065
+    // Sets the result of an outstanding call's operation from its completion
+    // (or from the OS, for close()), moves it to `done` and issues the next
+    // call of its direction, or abandons the rest when not OPEN (side lock
+    // held). The byte count is checked against what this very call was given
+    // (op_ext::asked), never trusted beyond it.
+    void settle(operation& op, ULONG err, ULONG_PTR bytes) noexcept
     {
-        std::unique_lock lk(write_.mu);
+        const DWORD asked = detail::ext_of(op).asked;
+        switch (op.kind) {
+        case op_kind::send: settle_send(static_cast<send_op&>(op), asked, err, bytes); break;
+        case op_kind::receive: settle_receive(static_cast<receive_op&>(op), asked, err, bytes); break;
+        case op_kind::notify: settle_overlapped(static_cast<overlapped_op&>(op), err, bytes); break;
+        }
+    }
+
+    void settle_send(send_op& op, DWORD asked, ULONG err, ULONG_PTR bytes) noexcept // 01_065
+    {
         write_.busy = false;
         const bool open = is_open();
         bool finished = true;
@@ -748,23 +1009,38 @@ private:
                 op.result = send_result::abandoned;
             } else if (op.cancel_requested) {
                 op.result = send_result::cancelled; // between two calls of a long buffer list
-                send_poisoned_ = true;
+                fail_sends(send_result::error);     // its first part is on the wire
             } else {
                 const int e = issue_send(op); // the next WSABUF batch of this send
                 finished = e != 0;
                 if (finished) {
+                    // The first part is on the wire, the rest never will be:
+                    // the operation completes here (it was accepted), and no
+                    // later send may follow the truncated bytes.
                     op.result = e == WSAECONNRESET ? send_result::abandoned : send_result::error;
+                    fail_sends(op.result);
                 }
             }
         } else if (err == NO_ERROR) {
-            op.result = send_result::error; // 01_102: fewer (or more) bytes than asked
+            // 01_102: fewer bytes than this call was given, or more (a count
+            // nobody can trust: which bytes went out is unknown).
+            op.result = send_result::error;
+            if (bytes > 0 || op.sent > 0) {
+                fail_sends(send_result::error);
+            }
         } else if (!open) {
             op.result = send_result::abandoned; // cancelled by close()
         } else if (err == ERROR_OPERATION_ABORTED && op.cancel_requested) {
             op.result = send_result::cancelled;
-            send_poisoned_ = true; // how much of it reached the wire is unknown: later sends fail
+            fail_sends(send_result::error); // how much of it reached the wire is unknown
         } else {
             op.result = send_result::error; // 01_067
+            if (bytes > 0 || op.sent > 0) {
+                // Part of it went out before the failure. After a reset the
+                // later sends read as the connection being gone (42_002),
+                // as a WSASend would report it.
+                fail_sends(connection_gone(err) ? send_result::abandoned : send_result::error);
+            }
         }
         if (finished) {
             write_.ops.unlink(&op);
@@ -775,14 +1051,10 @@ private:
                 abandon_rest(write_);
             }
         }
-        const bool last = call_returned();
-        lk.unlock();
-        after_completion(write_, last);
     }
 
-    void receive_completed(receive_op& op, DWORD asked, ULONG err, ULONG_PTR bytes) noexcept // 01_071
+    void settle_receive(receive_op& op, DWORD asked, ULONG err, ULONG_PTR bytes) noexcept // 01_071
     {
-        std::unique_lock lk(read_.mu);
         read_.busy = false;
         const bool open = is_open();
         op.received = 0;
@@ -809,14 +1081,10 @@ private:
         } else {
             abandon_rest(read_);
         }
-        const bool last = call_returned();
-        lk.unlock();
-        after_completion(read_, last);
     }
 
-    void overlapped_completed(overlapped_op& op, ULONG err, ULONG_PTR bytes) noexcept
+    void settle_overlapped(overlapped_op& op, ULONG err, ULONG_PTR bytes) noexcept
     {
-        std::unique_lock lk(raw_.mu);
         const bool open = is_open();
         op.io_result = err;
         op.bytes = static_cast<DWORD>(bytes);
@@ -831,13 +1099,10 @@ private:
         }
         raw_.ops.unlink(&op);
         move_to_done(raw_, op);
-        const bool last = call_returned();
-        lk.unlock();
-        after_completion(raw_, last);
     }
 
-    // One outstanding call came back. True when it was the last one a close()
-    // deferred to the engine was waiting for: the caller finishes that close.
+    // One packet came back. True when it was the last one a close() on an
+    // engine thread left to come: the caller closes the IO.
     bool call_returned() noexcept
     {
         const std::uint32_t prev = pending_.fetch_sub(1);
@@ -848,35 +1113,37 @@ private:
         return (prev & deferred_bit) != 0;
     }
 
-    void after_completion(side& sd, bool finish_close_here) noexcept
-    {
-        if (finish_close_here) {
-            finish_deferred_close();
-        } else {
-            deliver(sd);
-        }
-    }
-
-    // Calls the hooks of `sd.done` in order, one thread at a time per side, while OPEN.
-    void deliver(side& sd) noexcept
+    // Calls the hooks of `sd.done` in order, one thread at a time per side,
+    // while OPEN. Each record is taken off `done` just before its hook runs, so
+    // a close or destroy from inside a hook finds the rest there and delivers
+    // it before it returns. False when a destroy inside a hook let go of the
+    // side (release_own_deliveries): nothing of the core is touched then.
+    bool deliver(side& sd) noexcept
     {
         std::unique_lock lk(sd.mu);
         if (sd.delivering) {
-            return; // the thread delivering now takes ours too, in order
+            return true; // the thread delivering now takes ours too, in order
         }
         sd.delivering = true;
         deliverers_.fetch_add(1);
-        while (is_open() && !sd.done.empty()) {
-            op_list batch;
-            batch.splice_back(sd.done);
+        detail::frame_scope scope(this, detail::delivery_frame::kind::deliver, &sd);
+        while (is_open()) {
+            operation* op = sd.done.pop_front();
+            if (op == nullptr) {
+                break;
+            }
             lk.unlock();
-            asock::detail::complete_all(batch, completion_mode::engine_thread);
-            lk.lock(); // the core outlives its socket (pooled): safe even if a hook destroyed it
+            op->complete(op, completion_mode::engine_thread);
+            if (scope.frame.released) {
+                return false;
+            }
+            lk.lock();
         }
         sd.delivering = false;
-        if (deliverers_.fetch_sub(1) == 1) {
-            wake_waiters();
-        }
+        lk.unlock();
+        deliverers_.fetch_sub(1);
+        wake_waiters();
+        return true;
     }
 
     struct kick_item : work_item {
@@ -888,7 +1155,9 @@ private:
         threadpool_socket_core* self = static_cast<kick_item*>(w)->self;
         self->kick_pending_.store(false, std::memory_order_release);
         for (side* sd : self->sides()) {
-            self->deliver(*sd);
+            if (!self->deliver(*sd)) {
+                return; // the socket was destroyed inside a hook
+            }
         }
     }
 
@@ -903,56 +1172,86 @@ private:
 
     // ---- closing -------------------------------------------------------------------
 
-    void wait_outstanding() noexcept
+    // close() on one of the engine's threads, everything settled: it cannot
+    // wait for callbacks (its own, or one that needs this very thread).
+    void close_on_engine_thread(op_list& now) noexcept
     {
-        wait_for([&] { return (pending_.load() & count_mask) == 0; });
+        collect_all(now);
+        if ((pending_.load() & count_mask) == 0) {
+            // No packet is left to come: the IO goes now, from inside a
+            // callback too (the pool frees it once the callbacks return).
+            teardown_io();
+            disconnect();
+            set_state(socket_state::closed);
+            deliver_closed(now);
+            finish_close(false);
+            return;
+        }
+        disconnect();
+        set_state(socket_state::closed);
+        deliver_closed(now);
+        // The packets of the calls reap_outstanding() settled are still to
+        // come; the last one closes the IO (finish_deferred_close). Not
+        // before the completions above were delivered: that packet may give
+        // the core back to the engine.
+        const std::uint32_t prev = pending_.fetch_or(deferred_bit);
+        wake_waiters(); // a destroy on a non-engine thread need not wait for that packet
+        if ((prev & count_mask) != 0) {
+            return;
+        }
+        pending_.store(0); // they all came meanwhile
+        teardown_io();
+        finish_close(false);
     }
 
-    // Lets hooks being called on other threads (IO callbacks, kicks) finish, so
-    // that every completion is delivered before close() returns, and in order.
-    void wait_deliverers() noexcept
+    // Runs in the callback of the last packet a close() on an engine thread
+    // left to come.
+    void finish_deferred_close() noexcept
     {
-        wait_for([&] { return deliverers_.load() == 0; });
+        pending_.store(0);
+        teardown_io();
+        finish_close(false);
     }
 
-    // Nothing outstanding any more: release the IO and the environment,
-    // disconnect the handle, CLOSED.
-    void finish_close() noexcept
+    void teardown_io() noexcept
     {
         Api::close_io(io_); // 01_059
         io_ = nullptr;
         Api::destroy_environment(&env_); // 01_042
+    }
+
+    void disconnect() noexcept
+    {
         if (owner_.disconnect != nullptr) {
             owner_.disconnect(owner_.context, socket_); // 01_021
         }
-        set_state(socket_state::closed);
     }
 
-    // Runs in the callback whose completion was the last one a close() on an
-    // engine thread left outstanding.
-    void finish_deferred_close() noexcept
+    // The close is over: CLOSED (when not set earlier), then the handle and
+    // the core go where a destroy meanwhile left them, and the close's engine
+    // reference goes.
+    void finish_close(bool set_closed) noexcept
     {
-        pending_.store(0);
-        op_list now;
-        collect_all(now);
-        finish_close();
-        asock::detail::complete_all(now, completion_mode::engine_thread);
+        engine_type* e = engine_;
         bool destroy = false;
         bool release = false;
         {
             std::lock_guard lk(life_mu_);
-            deferred_.store(false);
+            if (set_closed) {
+                set_state(socket_state::closed);
+            }
+            close_active_.store(false);
             destroy = std::exchange(detached_, false);
             release = std::exchange(released_, false);
         }
-        engine_type* e = engine_;
+        wake_waiters(); // a destroy waiting for the close (the core is pooled: safe if it was reused)
         if (destroy) {
             destroy_handle();
         }
         if (release) {
             e->recycle_core(this);
         }
-        e->dec_ref(); // the reference close() took; `this` may be reused from here on
+        e->dec_ref(); // `this` may be reused, or gone with the engine, from here on
     }
 
     void destroy_handle() noexcept
@@ -964,7 +1263,7 @@ private:
         owner_ = {};
         opened_ = false;
         custom_transport_ = false;
-        send_poisoned_ = false;
+        send_failed_ = send_result::ok;
         set_state(socket_state::created);
     }
 
@@ -975,11 +1274,17 @@ private:
     TP_CALLBACK_ENVIRON env_{};
     bool opened_ = false;
     bool custom_transport_ = false;
-    bool send_poisoned_ = false; // guarded by write_.mu
+    // Guarded by write_.mu. ok while sends may go on; otherwise the send
+    // direction failed for good (part of a send reached the wire and the rest
+    // never will, or a completion's byte count cannot be trusted) and every
+    // later send fails with this result (abandoned after a reset, else error).
+    send_result send_failed_ = send_result::ok;
     std::atomic<socket_state> state_{socket_state::created};
-    std::atomic<std::uint32_t> pending_{0};    // outstanding calls | deferred_bit
+    std::atomic<std::uint32_t> pending_{0};    // calls whose packet has not come back | deferred_bit
     std::atomic<std::uint32_t> deliverers_{0}; // sides whose hooks are being called right now
-    std::atomic<std::uint32_t> closers_{0};    // close() calls not done calling their completions
+    std::atomic<std::uint32_t> closers_{0};    // a close() not done calling its completions
+    std::atomic<std::uint32_t> parked_{0};     // destroys waiting for a close on another thread
+    std::atomic<std::uint32_t> cancels_{0};    // stop requests completing an operation right now
     std::atomic<std::uint32_t> waiters_{0};    // threads in wait_for()
     std::mutex wait_mu_;
     std::condition_variable wait_cv_;
@@ -988,9 +1293,9 @@ private:
     std::atomic<bool> retry_pending_{false};
     kick_item retry_item_{}; // run_cancel_retry
     std::mutex life_mu_;
-    std::atomic<bool> deferred_{false}; // a close() left to finish on the engine (written under life_mu_)
-    bool detached_ = false; // ... and the socket was destroyed meanwhile
-    bool released_ = false; // ... and the core was given back to the engine meanwhile
+    std::atomic<bool> close_active_{false}; // a close() not finished yet (written under life_mu_)
+    bool detached_ = false; // ... and the socket was destroyed meanwhile (life_mu_)
+    bool released_ = false; // ... and the core was given back to the engine meanwhile (life_mu_)
     side read_;
     side write_;
     side raw_; // overlapped_ops of the TCP helpers

@@ -108,6 +108,24 @@ struct win32_api {
     {
         return ::CancelIoEx(reinterpret_cast<HANDLE>(socket), overlapped);
     }
+    /// Whether an overlapped call on `socket` has finished, without waiting
+    /// (WSAGetOverlappedResult, fWait FALSE): true with its byte count and its
+    /// error (0 on success, else the WSA code), false while it is in progress.
+    /// Its completion packet may still be on its way to the IO callback.
+    static bool overlapped_result(SOCKET socket, OVERLAPPED* overlapped, DWORD* bytes, DWORD* error) noexcept
+    {
+        DWORD flags = 0;
+        if (::WSAGetOverlappedResult(socket, overlapped, bytes, FALSE, &flags)) {
+            *error = NO_ERROR;
+            return true;
+        }
+        const int e = ::WSAGetLastError();
+        if (e == WSA_IO_INCOMPLETE) {
+            return false;
+        }
+        *error = static_cast<DWORD>(e);
+        return true;
+    }
 
     // ---- the default handle owner -----------------------------------------------------
     static int shutdown(SOCKET socket) noexcept { return ::shutdown(socket, SD_BOTH); }
