@@ -175,6 +175,7 @@ public:
         fail_wsa_startup = 0;
         fail_create_pool = fail_set_minimum = fail_create_work = fail_create_io = false;
         cancel_misses = 0;
+        not_a_socket = INVALID_SOCKET;
         cancel_finishes_at_once = true;
         work_wait_covers_new_submissions = true;
         on_create_io = nullptr;
@@ -772,6 +773,16 @@ public:
         ++sockets_[s].shutdowns;
         return 0;
     }
+    /// A handle that is_socket() denies (a pipe, a file): INVALID_SOCKET for none.
+    SOCKET not_a_socket = INVALID_SOCKET;
+
+    /// Not recorded among the calls: it only asks.
+    bool is_socket(SOCKET s)
+    {
+        std::lock_guard lk(mu_);
+        return s != not_a_socket;
+    }
+
     int closesocket(SOCKET s)
     {
         std::lock_guard lk(mu_);
@@ -914,6 +925,7 @@ struct fake_win32 {
     }
     static int shutdown(SOCKET s) noexcept { return fake().shutdown(s); }
     static int closesocket(SOCKET s) noexcept { return fake().closesocket(s); }
+    static bool is_socket(SOCKET s) noexcept { return fake().is_socket(s); }
 };
 
 using fake_platform = asock::win32::basic_win32_platform<fake_win32>;

@@ -175,6 +175,19 @@ TEST_CASE("SRS_ASYNC_SOCKET_WIN32_01_034: open with INVALID_SOCKET fails", "[win
     CHECK(fake().count("CreateThreadpoolIo") == 0);
 }
 
+TEST_CASE("SRS_ASYNC_SOCKET_WIN32_01_034: open with a handle that is not a socket fails before any threadpool IO",
+          "[win32][open][bad_input]")
+{
+    fixture f;
+    fake_socket_t s(*f.engine);
+    fake().not_a_socket = sock_a; // a pipe or file handle passed as a SOCKET
+    CHECK(s.open(sock_a) == open_result::error);
+    CHECK(s.state() == socket_state::created);
+    CHECK(fake().count("CreateThreadpoolIo") == 0);
+    fake().not_a_socket = INVALID_SOCKET;
+    CHECK(s.open(sock_a) == open_result::ok); // still openable
+}
+
 TEST_CASE("SRS_ASYNC_SOCKET_WIN32_01_008, SRS_ASYNC_SOCKET_WIN32_01_009: open_async needs a callback; its context may "
           "be NULL",
           "[win32][open]")

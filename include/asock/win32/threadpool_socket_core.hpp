@@ -190,7 +190,9 @@ public:
         if (!state_.compare_exchange_strong(expected, socket_state::opening, std::memory_order_acq_rel)) {
             return open_result::error; // 01_015: OPEN or OPENING; CLOSED sockets are not reopenable either
         }
-        if (socket == INVALID_SOCKET || custom_transport_) {
+        // Not a socket (a pipe or file handle): refused now rather than at the
+        // first WSASend / WSARecv, as on Linux.
+        if (socket == INVALID_SOCKET || custom_transport_ || !Api::is_socket(socket)) {
             set_state(socket_state::created); // 01_034
             return open_result::error;
         }

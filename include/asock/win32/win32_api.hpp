@@ -130,6 +130,14 @@ struct win32_api {
     // ---- the default handle owner -----------------------------------------------------
     static int shutdown(SOCKET socket) noexcept { return ::shutdown(socket, SD_BOTH); }
     static int closesocket(SOCKET socket) noexcept { return ::closesocket(socket); }
+    /// True when `socket` is a socket: SO_TYPE exists only on sockets (a pipe
+    /// or file handle passed as a SOCKET fails with WSAENOTSOCK).
+    static bool is_socket(SOCKET socket) noexcept
+    {
+        int type = 0;
+        int len = sizeof type;
+        return ::getsockopt(socket, SOL_SOCKET, SO_TYPE, reinterpret_cast<char*>(&type), &len) == 0;
+    }
 };
 
 } // namespace asock::win32
