@@ -7,6 +7,7 @@
 
 #include <asock/async_socket.hpp>
 #include <asock/results.hpp>
+#include <asock/tcp_outcome.hpp>
 #include <asock/task.hpp>
 
 #include <cerrno>
@@ -38,15 +39,6 @@ inline const std::error_category& resolve_category() noexcept
     return c;
 }
 
-/// What tcp_connect / tcp_listener::accept produce: an error, or an OPEN socket.
-template <class Platform>
-struct connect_outcome {
-    std::error_code error;
-    async_socket<Platform> socket;
-    explicit operator bool() const noexcept { return !error; }
-};
-template <class Platform>
-using accept_outcome = connect_outcome<Platform>;
 
 namespace detail {
 inline void set_tcp_nodelay(int fd) noexcept
@@ -131,18 +123,6 @@ task<connect_outcome<Platform>> tcp_connect(typename Platform::engine_type& engi
     }
     co_return connect_outcome<Platform>{ec, {}};
 }
-
-template <class Platform>
-class tcp_listener;
-
-/// What tcp_listener::listen produces: an error, or a listening tcp_listener
-/// (the same shape as connect_outcome).
-template <class Platform>
-struct listen_outcome {
-    std::error_code error;
-    tcp_listener<Platform> listener;
-    explicit operator bool() const noexcept { return !error; }
-};
 
 /// A listening TCP socket whose accept() is awaitable.
 template <class Platform>

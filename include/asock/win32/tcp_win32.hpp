@@ -15,6 +15,7 @@
 
 #include <asock/async_socket.hpp>
 #include <asock/results.hpp>
+#include <asock/tcp_outcome.hpp>
 #include <asock/task.hpp>
 #include <asock/win32/overlapped_awaitable.hpp>
 #include <asock/win32/win32_api.hpp>
@@ -33,15 +34,6 @@ namespace asock {
 /// which std::system_category() describes.
 inline const std::error_category& resolve_category() noexcept { return std::system_category(); }
 
-/// What tcp_connect / tcp_listener::accept produce: an error, or an OPEN socket.
-template <class Platform>
-struct connect_outcome {
-    std::error_code error;
-    async_socket<Platform> socket;
-    explicit operator bool() const noexcept { return !error; }
-};
-template <class Platform>
-using accept_outcome = connect_outcome<Platform>;
 
 namespace detail::win32_tcp {
 
@@ -216,18 +208,6 @@ task<connect_outcome<Platform>> tcp_connect(typename Platform::engine_type& engi
     }
     co_return connect_outcome<Platform>{ec, {}};
 }
-
-template <class Platform>
-class tcp_listener;
-
-/// What tcp_listener::listen produces: an error, or a listening tcp_listener
-/// (the same shape as connect_outcome).
-template <class Platform>
-struct listen_outcome {
-    std::error_code error;
-    tcp_listener<Platform> listener;
-    explicit operator bool() const noexcept { return !error; }
-};
 
 /// A listening TCP socket whose accept() is awaitable.
 template <class Platform>
