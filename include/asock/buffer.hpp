@@ -73,27 +73,46 @@ const_buffer buffer(const T (&a)[N]) noexcept
 }
 
 namespace detail {
-/// Validates a buffer list as the spec asks (11_044..11_048, 11_065..11_069):
-/// non-empty, no null pointer, no zero length, total at most UINT32_MAX.
-/// Returns the total length, or nothing when invalid.
-template <class Buffer>
-constexpr bool validate_buffers(const Buffer* bufs, std::size_t count, std::uint32_t& total) noexcept
+/// Whether a buffer list may hold entries of length 0 (the socket
+/// transport's payloads may; the async socket's may not, spec 11_047).
+enum class empty_entries : bool { rejected, allowed };
+
+/// The one check of a list of buffer descriptors, whatever their type (asock's
+/// buffers, the C API's ASYNC_SOCKET_BUFFER and SOCKET_BUFFER): a non-null,
+/// non-empty list; no entry with a null pointer and a non-zero length; no
+/// zero length unless `rule` allows it (a null pointer then counts as empty);
+/// the total at most UINT32_MAX. Sets `total` when valid.
+template <class Entry, class DataOf, class SizeOf>
+constexpr bool validate_buffer_list(const Entry* list, std::size_t count, DataOf data_of, SizeOf size_of,
+                                    empty_entries rule, std::uint32_t& total) noexcept
 {
-    if (bufs == nullptr || count == 0 || count > std::numeric_limits<std::uint32_t>::max()) {
+    if (list == nullptr || count == 0 || count > std::numeric_limits<std::uint32_t>::max()) {
         return false;
     }
     std::uint64_t sum = 0;
     for (std::size_t i = 0; i < count; ++i) {
-        if (bufs[i].data == nullptr || bufs[i].size == 0) {
+        const std::uint64_t n = size_of(list[i]);
+        if (n == 0 ? rule == empty_entries::rejected : data_of(list[i]) == nullptr) {
             return false;
         }
-        sum += bufs[i].size;
+        sum += n;
     }
     if (sum > std::numeric_limits<std::uint32_t>::max()) {
         return false;
     }
     total = static_cast<std::uint32_t>(sum);
     return true;
+}
+
+/// Validates a list of asock buffers as the spec asks (11_044..11_048,
+/// 11_065..11_069): non-empty, no null pointer, no zero length, total at most
+/// UINT32_MAX. Sets the total length when valid.
+template <class Buffer>
+constexpr bool validate_buffers(const Buffer* bufs, std::size_t count, std::uint32_t& total) noexcept
+{
+    return validate_buffer_list(
+        bufs, count, [](const Buffer& b) { return b.data; }, [](const Buffer& b) { return b.size; },
+        empty_entries::rejected, total);
 }
 } // namespace detail
 

@@ -125,17 +125,10 @@ inline ASYNC_SOCKET_SEND_SYNC_RESULT to_c(asock::send_sync_result r) noexcept
 
 inline bool valid_payload(const ASYNC_SOCKET_BUFFER* payload, std::uint32_t count) noexcept
 {
-    if (payload == nullptr || count == 0) {
-        return false;
-    }
-    std::uint64_t total = 0;
-    for (std::uint32_t i = 0; i < count; ++i) {
-        if (payload[i].buffer == nullptr || payload[i].length == 0) {
-            return false;
-        }
-        total += payload[i].length;
-    }
-    return total <= std::numeric_limits<std::uint32_t>::max();
+    std::uint32_t total = 0;
+    return asock::detail::validate_buffer_list(
+        payload, count, [](const ASYNC_SOCKET_BUFFER& b) { return b.buffer; },
+        [](const ASYNC_SOCKET_BUFFER& b) { return b.length; }, asock::detail::empty_entries::rejected, total);
 }
 
 // ---- per-operation records ----------------------------------------------------

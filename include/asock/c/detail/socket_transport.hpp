@@ -20,6 +20,7 @@
 // listen and destroy must not race with other calls on the same transport.
 #pragma once
 
+#include <asock/buffer.hpp>
 #include <asock/c/socket_transport.h>
 
 #include <atomic>
@@ -227,21 +228,10 @@ inline int listen_on(SOCKET_TRANSPORT_TAG* t, const char* address, std::uint16_t
 /// Sums a SOCKET_BUFFER array; false when it is not a valid payload.
 inline bool payload_total(const SOCKET_BUFFER* payload, std::uint32_t count, std::uint32_t& total) noexcept
 {
-    if (payload == nullptr || count == 0) {
-        return false;
-    }
-    std::uint64_t sum = 0;
-    for (std::uint32_t i = 0; i < count; ++i) {
-        if (payload[i].buffer == nullptr && payload[i].length != 0) {
-            return false;
-        }
-        sum += payload[i].length;
-    }
-    if (sum > std::numeric_limits<std::uint32_t>::max()) {
-        return false;
-    }
-    total = static_cast<std::uint32_t>(sum);
-    return true;
+    // Entries of length 0 are allowed here (and may have a null pointer).
+    return asock::detail::validate_buffer_list(
+        payload, count, [](const SOCKET_BUFFER& b) { return b.buffer; }, [](const SOCKET_BUFFER& b) { return b.length; },
+        asock::detail::empty_entries::allowed, total);
 }
 
 /// Fills `bufs` with the bytes of `payload` from byte `skip` on; returns the entry count.
