@@ -298,17 +298,34 @@ private:
         op.context = context;
         op.complete = &complete_send;
         bool done = false;
-        const send_sync_result r = core_->start_send(op, done);
-        if (r == send_sync_result::ok && done) {
-            if (detail::tls_inline_depth < detail::max_inline_depth) {
-                ++detail::tls_inline_depth;
-                op.on_complete(op.context, op.result);
-                --detail::tls_inline_depth;
-            } else {
-                core_->post_completion(op); // on an engine thread, before any close() returns
+        if constexpr (requires { core_->start_send_for_callback(op, done); }) {
+            // A backend whose sends may finish inside the start: a close or
+            // destroy on another thread waits until this callback has run.
+            const send_sync_result r = core_->start_send_for_callback(op, done);
+            if (r == send_sync_result::ok && done) {
+                const bool now = detail::tls_inline_depth < detail::max_inline_depth;
+                if (now) {
+                    ++detail::tls_inline_depth;
+                }
+                core_->deliver_inline_send(op, now); // past the limit: on an engine thread instead
+                if (now) {
+                    --detail::tls_inline_depth;
+                }
             }
+            return r;
+        } else {
+            const send_sync_result r = core_->start_send(op, done);
+            if (r == send_sync_result::ok && done) {
+                if (detail::tls_inline_depth < detail::max_inline_depth) {
+                    ++detail::tls_inline_depth;
+                    op.on_complete(op.context, op.result);
+                    --detail::tls_inline_depth;
+                } else {
+                    core_->post_completion(op); // on an engine thread, before any close() returns
+                }
+            }
+            return r;
         }
-        return r;
     }
 
     start_result start_receive(receive_operation& op, const mutable_buffer* buffers, std::size_t count,

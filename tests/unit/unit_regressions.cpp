@@ -333,3 +333,72 @@ TEST_CASE("regression: destroying an engine runs the resumptions it had accepted
     CHECK(a.completions == 1);
     CHECK(a.value == receive_outcome{receive_result::abandoned, 0});
 }
+
+// ---- found by the fuzzers: deliveries outside the dispatch ------------------------------------
+
+TEST_CASE("regression: close on another thread waits for the callback of a send that completed inside its start call",
+          "[regression][lifecycle][SRS_ASYNC_SOCKET_LINUX_11_037][SRS_ASYNC_SOCKET_LINUX_11_061]")
+{
+    // Thread A's send completes at once and A runs its callback; thread B's
+    // close found nothing queued and returned while that callback still ran,
+    // so the caller freed the callback's context under it.
+    test_env env;
+    int fd = -1;
+    fake_socket s = env.open_socket(fd);
+    fake_core* core = s.core();
+    fake().sock(fd).auto_accept = true;
+    std::string out = "abc";
+    const const_buffer b[1]{cbuf(out)};
+    send_probe p;
+    std::atomic<bool> in_callback{false};
+    std::atomic<bool> callback_done{false};
+    p.then = [&] {
+        in_callback = true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        callback_done = true;
+    };
+    bool done_when_close_returned = false;
+    within(std::chrono::seconds(30), "close during an inline send callback", [&] {
+        std::thread sender([&] { CHECK(p.start(s, b) == send_sync_result::ok); });
+        while (!in_callback) {
+            std::this_thread::yield();
+        }
+        core->close();
+        done_when_close_returned = callback_done;
+        sender.join();
+    });
+    CHECK(p.calls == 1);
+    CHECK(done_when_close_returned);
+}
+
+TEST_CASE("regression: destroy from an inline send callback does not deadlock with a close on another thread",
+          "[regression][lifecycle][SRS_ASYNC_SOCKET_LINUX_11_020][SRS_ASYNC_SOCKET_LINUX_11_021]")
+{
+    test_env env;
+    int fd = -1;
+    auto s = std::make_unique<fake_socket>(env.open_socket(fd));
+    fake_core* core = s->core();
+    fake().sock(fd).auto_accept = true;
+    std::string out = "abc";
+    const const_buffer b[1]{cbuf(out)};
+    send_probe p;
+    std::atomic<bool> in_callback{false};
+    p.then = [&] {
+        in_callback = true;
+        while (core->state() != socket_state::closing) {
+            std::this_thread::yield();
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20)); // let the close reach its wait
+        s.reset();
+    };
+    within(std::chrono::seconds(30), "destroy in an inline send callback + close", [&] {
+        std::thread sender([&] { CHECK(p.start(*s, b) == send_sync_result::ok); });
+        while (!in_callback) {
+            std::this_thread::yield();
+        }
+        core->close();
+        sender.join();
+    });
+    CHECK(p.calls == 1);
+    CHECK_FALSE(s);
+}

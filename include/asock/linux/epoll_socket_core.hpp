@@ -61,10 +61,15 @@ namespace detail {
 ///   holds (`pending`), so that no completion of the socket runs after them;
 /// - tell an enclosing close() that the socket was destroyed under it.
 struct delivery_frame {
-    enum class kind : std::uint8_t { dispatch, close, cancel };
+    /// dispatch: an event dispatch; close: a close() delivering; cancel: a stop
+    /// request delivering; inline_send: a callback-form send that completed
+    /// inside its start call, delivering its own callback. The last two are
+    /// "counted deliveries" (see epoll_socket_core::deliveries_).
+    enum class kind : std::uint8_t { dispatch, close, cancel, inline_send };
     const void* core;
     kind what;
     bool destroyed;                 ///< (close) a completion destroyed the socket
+    bool released = false;          ///< (counted) no longer counted: a close or destroy inside took it off
     asock::detail::op_list* pending; ///< finished, not yet delivered; null: none
     delivery_frame* prev;
 };
@@ -74,7 +79,7 @@ inline thread_local delivery_frame* tls_frames = nullptr;
 struct frame_scope {
     delivery_frame frame;
     frame_scope(const void* core, delivery_frame::kind what) noexcept
-        : frame{core, what, false, nullptr, tls_frames}
+        : frame{core, what, false, false, nullptr, tls_frames}
     {
         tls_frames = &frame;
     }
@@ -91,15 +96,6 @@ inline bool in_frame(const void* core, delivery_frame::kind what) noexcept
         }
     }
     return false;
-}
-
-inline unsigned count_frames(const void* core, delivery_frame::kind what) noexcept
-{
-    unsigned n = 0;
-    for (delivery_frame* f = tls_frames; f != nullptr; f = f->prev) {
-        n += f->core == core && f->what == what ? 1u : 0u;
-    }
-    return n;
 }
 
 inline bool mark_destroyed_if_closing_here(const void* core) noexcept
@@ -241,8 +237,11 @@ public:
         }
         Sys::epoll_del(engine_->epoll_fd(), fd_);
         // A dispatch running on another thread may hold operations it already
-        // finished; let it deliver them before this close returns.
+        // finished; let it deliver them before this close returns. So may a
+        // stop request, or a send that completed inside its start call on
+        // another thread (its callback is about to run there).
         wait_dispatch_idle();
+        wait_counted_deliveries();
         if (owner_.disconnect != nullptr) {
             owner_.disconnect(owner_.context, fd_);
         }
@@ -283,6 +282,12 @@ public:
             detail::take_pending_here(this, rest);
             detail::deliver(rest, completion_mode::foreign);
         }
+        // This thread is inside a counted delivery of this socket (a callback
+        // of an inline send, a cancel's completion): it has nothing more to
+        // deliver for it, so a close or destroy on another thread need not wait
+        // for it, and must not (it would wait for this destroy, which waits
+        // for that close).
+        release_counted_frames_here();
         for (;;) {
             auto s = state_.load(std::memory_order_acquire);
             if (s == socket_state::open) {
@@ -304,16 +309,10 @@ public:
             owner_.destroy(owner_.context, fd_);
         }
         wait_dispatch_idle();
-        // A stop request on another thread may be completing an operation of
-        // this socket right now (it took the operation off a queue before the
-        // close): the completion must not outlive the destroy. Cancels this
-        // thread is running itself (a hook inside one destroyed the socket)
-        // are not waited for.
-        const unsigned own = detail::count_frames(this, detail::delivery_frame::kind::cancel);
-        for (std::uint32_t c = cancels_.load(std::memory_order_acquire); c > own;
-             c = cancels_.load(std::memory_order_acquire)) {
-            cancels_.wait(c, std::memory_order_acquire);
-        }
+        // A stop request or an inline send on another thread may be
+        // delivering a completion of this socket right now: it must not
+        // outlive the destroy.
+        wait_counted_deliveries();
         fd_ = -1;
         owner_ = {};
         transport_ = {};
@@ -333,6 +332,41 @@ public:
     send_sync_result start_send(send_op& op, bool& done) noexcept
     {
         std::lock_guard lk(write_.mu);
+        return start_send_locked(op, done);
+    }
+
+    /// start_send for a callback-form send: when it finishes inside this call
+    /// (`done`), the caller must deliver its callback through
+    /// deliver_inline_send(), which a close or destroy on another thread waits
+    /// for (counted while the lock is held, so no close can slip in between).
+    send_sync_result start_send_for_callback(send_op& op, bool& done) noexcept
+    {
+        std::lock_guard lk(write_.mu);
+        const send_sync_result r = start_send_locked(op, done);
+        if (r == send_sync_result::ok && done) {
+            deliveries_.fetch_add(1, std::memory_order_acq_rel);
+        }
+        return r;
+    }
+
+    /// Delivers the callback of a send that start_send_for_callback finished
+    /// inline: on this thread when `now`, else through post_completion.
+    void deliver_inline_send(send_op& op, bool now) noexcept
+    {
+        if (now) {
+            detail::frame_scope scope(this, detail::delivery_frame::kind::inline_send);
+            op.complete(&op, completion_mode::foreign);
+            end_counted_delivery(scope.frame);
+        } else {
+            post_completion(op); // queued for an engine thread (or delivered by a close that came first)
+            deliveries_.fetch_sub(1, std::memory_order_acq_rel);
+            deliveries_.notify_all();
+        }
+    }
+
+private:
+    send_sync_result start_send_locked(send_op& op, bool& done) noexcept
+    {
         if (state_.load(std::memory_order_acquire) != socket_state::open) {
             return send_sync_result::not_open;
         }
@@ -380,6 +414,7 @@ public:
         return send_sync_result::error;
     }
 
+public:
     /// Starts a receive. With allow_inline the receive may finish inside this
     /// call (`done` set, hook not called); without it the hook is always called
     /// later, on an engine thread, in the order receives were started.
@@ -482,7 +517,7 @@ public:
         if (!op.queued) {
             return;
         }
-        op_list done;
+        op_list done; // sends behind a torn one
         switch (op.kind) {
         case op_kind::send: {
             auto& s = static_cast<send_op&>(op);
@@ -506,24 +541,24 @@ public:
             static_cast<notify_op&>(op).result = notify_io_result::cancelled;
             break;
         }
-        // Counted while the lock is held: a destroy that runs after the close
-        // that no longer finds `op` queued waits for these completions.
-        cancels_.fetch_add(1, std::memory_order_acq_rel);
-        lk.unlock();
+        // Sends failed behind a torn one are delivered like any finished
+        // operation, by the next dispatch on an engine thread (or by a close),
+        // not on the thread that requested the stop.
         for (operation* p = done.front(); p != nullptr; p = static_cast<operation*>(p->next)) {
             static_cast<send_op*>(p)->result = send_result::error;
         }
-        {
-            detail::frame_scope scope(this, detail::delivery_frame::kind::cancel);
-            scope.frame.pending = &done;
-            op.complete(&op, completion_mode::foreign);
-            detail::deliver(done, completion_mode::foreign);
+        const bool kick_needed = !done.empty();
+        sd.finished.splice_back(done);
+        // Counted while the lock is held: a close or destroy that runs after
+        // this point no longer finds `op` queued and waits for this delivery.
+        deliveries_.fetch_add(1, std::memory_order_acq_rel);
+        lk.unlock();
+        if (kick_needed) {
+            kick();
         }
-        // The core is pooled: touching the counter after a destroy that did
-        // not wait for this cancel (it ran inside it) is harmless.
-        if (cancels_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-            cancels_.notify_all();
-        }
+        detail::frame_scope scope(this, detail::delivery_frame::kind::cancel);
+        op.complete(&op, completion_mode::foreign);
+        end_counted_delivery(scope.frame);
     }
 
     // ---- engine side ---------------------------------------------------------
@@ -982,6 +1017,46 @@ private:
         }
     }
 
+    static bool counted(const detail::delivery_frame& f) noexcept
+    {
+        return f.what == detail::delivery_frame::kind::cancel || f.what == detail::delivery_frame::kind::inline_send;
+    }
+
+    // Ends a counted delivery (unless a close / destroy inside it released it).
+    // The core is pooled: touching the counter after a destroy that released
+    // this delivery is harmless.
+    void end_counted_delivery(detail::delivery_frame& f) noexcept
+    {
+        if (!f.released) {
+            f.released = true;
+            deliveries_.fetch_sub(1, std::memory_order_acq_rel);
+            deliveries_.notify_all();
+        }
+    }
+
+    void release_counted_frames_here() noexcept
+    {
+        for (detail::delivery_frame* f = detail::tls_frames; f != nullptr; f = f->prev) {
+            if (f->core == this && counted(*f)) {
+                end_counted_delivery(*f);
+            }
+        }
+    }
+
+    // Waits until no other thread is in a counted delivery of this socket.
+    // This thread's own (a close from inside one) are not waited for.
+    void wait_counted_deliveries() noexcept
+    {
+        std::uint32_t own = 0;
+        for (detail::delivery_frame* f = detail::tls_frames; f != nullptr; f = f->prev) {
+            own += f->core == this && counted(*f) && !f->released ? 1u : 0u;
+        }
+        for (std::uint32_t c = deliveries_.load(std::memory_order_acquire); c > own;
+             c = deliveries_.load(std::memory_order_acquire)) {
+            deliveries_.wait(c, std::memory_order_acquire);
+        }
+    }
+
     // Called by the thread running this socket's dispatch, from a destroy
     // inside one of its callbacks, once it has delivered everything it held.
     void release_dispatch_to_closer() noexcept
@@ -1011,7 +1086,10 @@ private:
     bool read_final_ = false;
     std::atomic<socket_state> state_{socket_state::created};
     std::atomic<std::uint64_t> dispatch_{0}; // see `running` .. `generation`
-    std::atomic<std::uint32_t> cancels_{0};  // stop requests delivering a completion of this socket now
+    // Counted deliveries in progress: stop requests delivering a completion,
+    // callback-form sends delivering their inline callback. Close and destroy
+    // wait for those of other threads.
+    std::atomic<std::uint32_t> deliveries_{0};
     std::atomic<bool> kick_pending_{false};
     kick_item kick_item_{};
     side read_;
