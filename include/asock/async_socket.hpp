@@ -11,8 +11,11 @@
 //
 // Thread safety: every member may be called from any thread concurrently,
 // except that the destructor (and move assignment) must not race with other
-// calls on the same object. A callback or a resumed coroutine may call any
-// member of its own socket, close() included, and may destroy the socket.
+// calls on the same object; the socket's own callbacks that run before the
+// destructor returns (delivered by a close it waits for, or by itself) are
+// the exception and may still call members. A callback or a resumed
+// coroutine may call any member of its own socket, close() included, and may
+// destroy the socket.
 #pragma once
 
 #include <asock/buffer.hpp>
@@ -376,12 +379,17 @@ private:
 
     void reset() noexcept
     {
-        core_type* c = std::exchange(core_, nullptr);
+        core_type* c = core_;
         if (c == nullptr) {
             return;
         }
         engine_type& e = c->engine();
         c->detach();
+        // Cleared only now: until detach() returns, callbacks of this socket
+        // (running on another thread's close that detach waits for, or
+        // delivered by detach itself) may still call members of this object,
+        // which read core_.
+        core_ = nullptr;
         e.release_core(c);
         e.dec_ref();
     }

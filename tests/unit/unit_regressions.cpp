@@ -402,3 +402,46 @@ TEST_CASE("regression: destroy from an inline send callback does not deadlock wi
     CHECK(p.calls == 1);
     CHECK_FALSE(s);
 }
+
+TEST_CASE("regression: a callback that a close delivers may call its socket while another thread destroys it",
+          "[regression][lifecycle][SRS_ASYNC_SOCKET_LINUX_11_020]")
+{
+    // Found by the C API fuzzer under TSan: the destructor cleared the
+    // object's core pointer before waiting for the close in progress, while a
+    // callback delivered by that close called close() on the same object
+    // (which reads it): a data race. The pointer now stays until the wait is
+    // over. (TSan builds see the race; others see a callback that still works.)
+    test_env env;
+    int fd = -1;
+    auto s = std::make_unique<fake_socket>(env.open_socket(fd));
+    fake_socket* raw = s.get();
+    std::string in(4, '#');
+    const mutable_buffer rb[1]{mbuf(in)};
+    receive_probe r;
+    std::atomic<bool> in_callback{false};
+    std::atomic<bool> destroy_started{false};
+    socket_state seen = socket_state::open;
+    r.then = [&] {
+        in_callback = true;
+        while (!destroy_started) {
+            std::this_thread::yield();
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20)); // the destroy reaches its wait
+        raw->close();         // reads the object's core pointer
+        seen = raw->state(); // so does this
+    };
+    REQUIRE(r.start(*s, rb) == start_result::started);
+    env.drain();
+    within(std::chrono::seconds(30), "destroy while a close delivers", [&] {
+        std::thread closer([&] { raw->close(); });
+        while (!in_callback) {
+            std::this_thread::yield();
+        }
+        destroy_started = true;
+        s.reset(); // waits for the close on `closer`
+        closer.join();
+    });
+    CHECK(r.calls == 1);
+    CHECK(r.result == receive_result::abandoned);
+    CHECK(seen == socket_state::closing);
+}
