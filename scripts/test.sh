@@ -3,7 +3,7 @@
 # each flavour and prints one summary line per flavour, then the totals as the
 # last line: "N passed, N failed". Exits non-zero when anything failed.
 #
-#   scripts/test.sh [flavour...]     (default: gcc-debug clang-debug gcc-release asan tsan windows windows-clang)
+#   scripts/test.sh [flavour...]     (default: gcc-debug clang-debug gcc-release asan tsan windows windows-clang fuzz)
 #
 # gcc-release is an optimised build (Release, -O2): races and undefined
 # behaviour show differently there than at -O0, and it is what a packager
@@ -20,6 +20,11 @@
 # find_package, add_subdirectory; tests/consumer) are ctest tests too, so they
 # run in every flavour.
 #
+# The `fuzz` flavour is scripts/fuzz.sh 60: the libFuzzer targets of
+# tests/fuzz/ (clang, -fsanitize=fuzzer,address,undefined) built in build/fuzz
+# and run 60 s each; one "passed" per fuzzer that found nothing. (Every other
+# flavour replays their corpus as the ctest tests labelled fuzz-corpus.)
+#
 # Build trees: build/<flavour>, as the presets say.
 set -uo pipefail
 
@@ -30,7 +35,7 @@ scripts/setup.sh || { echo "test: scripts/setup.sh failed" >&2; echo "0 passed, 
 
 flavours=("$@")
 if [[ ${#flavours[@]} -eq 0 ]]; then
-  flavours=(gcc-debug clang-debug gcc-release asan tsan windows windows-clang)
+  flavours=(gcc-debug clang-debug gcc-release asan tsan windows windows-clang fuzz)
 fi
 
 echo "test: $(cmake --version | head -n 1); $(g++ --version | head -n 1); $(clang++ --version | head -n 1)"
@@ -87,15 +92,21 @@ summaries=()
 start_all=$SECONDS
 
 for flavour in "${flavours[@]}"; do
-  if [[ "$flavour" == windows || "$flavour" == windows-clang ]]; then
-    win_compiler=gcc
-    [[ "$flavour" == windows-clang ]] && win_compiler=clang
-    echo
-    echo "==== $flavour: scripts/test-windows.sh (mingw-w64 cross build with $win_compiler, tests under Wine)"
+  if [[ "$flavour" == windows || "$flavour" == windows-clang || "$flavour" == fuzz ]]; then
     t0=$SECONDS
     log="$(mktemp)"
-    ASOCK_WIN_COMPILER=$win_compiler scripts/test-windows.sh 2>&1 | tee "$log"
-    rc=${PIPESTATUS[0]}
+    echo
+    if [[ "$flavour" == fuzz ]]; then
+      echo "==== $flavour: scripts/fuzz.sh 60 (libFuzzer targets of tests/fuzz, 60 s each)"
+      scripts/fuzz.sh 60 2>&1 | tee "$log"
+      rc=${PIPESTATUS[0]}
+    else
+      win_compiler=gcc
+      [[ "$flavour" == windows-clang ]] && win_compiler=clang
+      echo "==== $flavour: scripts/test-windows.sh (mingw-w64 cross build with $win_compiler, tests under Wine)"
+      ASOCK_WIN_COMPILER=$win_compiler scripts/test-windows.sh 2>&1 | tee "$log"
+      rc=${PIPESTATUS[0]}
+    fi
     line="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)"
     rm -f "$log"
     passed=0
