@@ -8,16 +8,23 @@
 //
 // Results (send_result):
 //   ok               all bytes sent.
-//   not_open         the socket was not OPEN, or the peer had reset / closed the
-//                    connection when the send started (ECONNRESET, ENOTCONN, EPIPE).
-//   error            the transport failed (any other errno); also every send
-//                    queued after a send that was cancelled half-way.
+//   not_open         no socket, the socket was not OPEN, or the peer had reset /
+//                    closed the connection when the send started (ECONNRESET,
+//                    ENOTCONN, EPIPE) and none of its bytes went out; also every
+//                    later send once a send failed half-way after a reset.
+//   error            the transport failed (any other errno), or claimed more
+//                    bytes than it was offered; also every send queued behind (or
+//                    started after) a send that was cancelled or failed half-way.
 //   abandoned        the socket was closed while the send was pending, or the
 //                    connection was reset (ECONNRESET, or EPIPE once the reset
-//                    was reported elsewhere) while it was pending.
+//                    was reported elsewhere) while it was pending or after part
+//                    of this send had gone out.
 //   cancelled        the stop_token fired first. If part of the message was
 //                    already sent, the stream can no longer be framed: later and
 //                    queued sends on the socket complete `error`; close it.
+// A send that fails after part of it went out (torn) is never reported as
+// "not started": it completes with abandoned / error, and the socket's send
+// direction has failed for good, so no later bytes follow the truncated ones.
 //   invalid_argument no buffers, a null buffer, a zero length, or more than
 //                    UINT32_MAX bytes in total.
 //
