@@ -207,6 +207,7 @@ public:
         fail_epoll_create = fail_eventfd_create = fail_epoll_add = 0;
         on_epoll_add = nullptr;
         on_eventfd_drain = nullptr;
+        on_schedule_point = nullptr;
         epoll_add_calls = epoll_del_calls = epoll_wait_calls = eventfd_signals = 0;
         deleted_fds.clear();
         shutdown_fds.clear();
@@ -264,6 +265,10 @@ public:
     /// test force what another thread does between an engine's check of its
     /// stop flag and its drain of the wake-up eventfd.
     std::function<void()> on_eventfd_drain;
+    /// Run at each schedule point of the socket core (see
+    /// asock::linux_epoll::detail::schedule_point), on the thread that reached
+    /// it, outside the fake's lock. Set it before the threads that reach it start.
+    std::function<void(asock::linux_epoll::detail::schedule_point)> on_schedule_point;
 
     // ---- inspection ---------------------------------------------------------
 
@@ -548,6 +553,12 @@ struct fake_sys {
     static short poll_now(int fd, short events) noexcept { return fake().sys_poll_now(fd, events); }
     static int shutdown(int fd) noexcept { return fake().sys_shutdown(fd); }
     static int close(int fd) noexcept { return fake().sys_close(fd); }
+    static void schedule_point(asock::linux_epoll::detail::schedule_point p) noexcept
+    {
+        if (fake().on_schedule_point) {
+            fake().on_schedule_point(p);
+        }
+    }
 };
 
 using fake_platform = asock::linux_epoll::basic_epoll_platform<fake_sys>;

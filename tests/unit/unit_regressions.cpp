@@ -445,3 +445,81 @@ TEST_CASE("regression: a callback that a close delivers may call its socket whil
     CHECK(r.result == receive_result::abandoned);
     CHECK(seen == socket_state::closing);
 }
+
+// ---- found by CI: a close waiting for one dispatch missed the end of the next -----------------
+
+TEST_CASE("regression: a close waiting for a dispatch is woken when a dispatch that began after its mark ends",
+          "[regression][lifecycle][SRS_ASYNC_SOCKET_LINUX_11_037]")
+{
+    // close() marked the dispatch word (close_wait) and waited while a
+    // dispatch D1 ran. D1 ended, clearing the mark and waking nobody yet, and
+    // a second dispatch D2 (another thread's event or kick) started before
+    // the closer looked again. The closer then waited on a word without its
+    // mark, D2 ended without a wake-up, and close() never returned (seen once
+    // in CI, C API test under ASan: a notify's kick and the registration's
+    // first edge on two engine threads). The hooks of the fake run D1's end
+    // and D2's start between the closer's mark and its wait.
+    using asock::linux_epoll::detail::schedule_point;
+    test_env env;
+    int fd = -1;
+    fake_socket s = env.open_socket(fd);
+    fake_core* core = s.core();
+    std::string in(4, '#');
+    const mutable_buffer rb[1]{mbuf(in)};
+    receive_probe r;
+    std::atomic<bool> in_callback{false};
+    std::atomic<bool> release_d1{false};
+    r.then = [&] {
+        in_callback = true;
+        while (!release_d1) {
+            std::this_thread::yield();
+        }
+    };
+    REQUIRE(r.start(s, rb) == start_result::started);
+    env.drain();
+    const std::uint64_t token = fake().registered(fd)->data;
+    fake().sock(fd).data("ab");
+    REQUIRE(fake().raise(fd, EPOLLIN));
+
+    std::thread d1_thread([&] { env.engine->run_one(0); });
+    std::thread d2_thread;
+    std::atomic<int> dispatches{0};
+    std::atomic<bool> d2_running{false};
+    std::atomic<bool> d1_done{false};
+    std::atomic<int> marks{0};
+    fake().on_schedule_point = [&](schedule_point p) {
+        if (p == schedule_point::dispatch_started) {
+            if (dispatches.fetch_add(1) == 1) { // D2
+                d2_running = true;
+                // Stay running until the closer is back in its wait.
+                std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            }
+            return;
+        }
+        if (marks.fetch_add(1) != 0) {
+            return;
+        }
+        // The closer has marked the word while D1 runs: end D1, start D2.
+        release_d1 = true;
+        d1_thread.join();
+        d1_done = true;
+        fake().inject(env.epfd(), token, EPOLLIN);
+        d2_thread = std::thread([&] { env.engine->run_one(0); });
+        while (!d2_running) {
+            std::this_thread::yield();
+        }
+    };
+    while (!in_callback) {
+        std::this_thread::yield();
+    }
+    within(std::chrono::seconds(30), "close waiting for a second dispatch", [&] { core->close(); });
+    fake().on_schedule_point = nullptr;
+    if (d2_thread.joinable()) {
+        d2_thread.join();
+    }
+    CHECK(d1_done);
+    CHECK(dispatches == 2);
+    CHECK(r.calls == 1);
+    CHECK(r.result == receive_result::ok);
+    CHECK(core->state() == socket_state::closed);
+}

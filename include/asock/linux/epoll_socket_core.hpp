@@ -138,6 +138,23 @@ inline constexpr int max_iov = 64;
 
 enum class io_status : std::uint8_t { done, would_block, failed };
 
+/// Points in the core where a test's Sys policy may run code of its own
+/// (`static void schedule_point(detail::schedule_point)`), to force an
+/// interleaving that chance would hit once in thousands of runs. The real
+/// Sys has no such member; the calls then compile to nothing.
+enum class schedule_point : std::uint8_t {
+    close_wait_marked, ///< a closer marked the dispatch word and is about to wait for a running dispatch
+    dispatch_started,  ///< a thread took the dispatch of a socket, before it handles the events
+};
+
+template <class Sys>
+inline void at_schedule_point(schedule_point p) noexcept
+{
+    if constexpr (requires { Sys::schedule_point(p); }) {
+        Sys::schedule_point(p);
+    }
+}
+
 } // namespace detail
 
 template <class Sys>
@@ -698,6 +715,7 @@ private:
             }
         }
         detail::frame_scope scope(this, detail::delivery_frame::kind::dispatch);
+        detail::at_schedule_point<Sys>(detail::schedule_point::dispatch_started);
         for (;;) {
             if (evs != 0) {
                 process(evs, scope.frame);
@@ -1010,10 +1028,17 @@ private:
         if (detail::in_frame(this, detail::delivery_frame::kind::dispatch)) {
             return;
         }
-        std::uint64_t c = dispatch_.fetch_or(close_wait, std::memory_order_acq_rel) | close_wait;
-        while ((c & running) != 0 && (c & released) == 0) {
+        for (;;) {
+            // The mark is set anew before every wait: a dispatch that ends
+            // clears it, so a dispatch that started after that one (another
+            // thread's event or kick) would end without waking us if we
+            // waited on a word without the mark.
+            const std::uint64_t c = dispatch_.fetch_or(close_wait, std::memory_order_acq_rel) | close_wait;
+            if ((c & running) == 0 || (c & released) != 0) {
+                return;
+            }
+            detail::at_schedule_point<Sys>(detail::schedule_point::close_wait_marked);
             dispatch_.wait(c, std::memory_order_acquire);
-            c = dispatch_.load(std::memory_order_acquire);
         }
     }
 
