@@ -14,6 +14,7 @@ packages=(
   llvm                             # llvm-symbolizer: readable sanitizer stack traces
   catch2                           # the C++ tests (Catch2 v2, single header)
   libfmt-dev                       # the demo and <asock/format.hpp>
+  gdb                              # every thread's stack when a test hangs (tests/support/hang_report.h)
 )
 
 missing=()

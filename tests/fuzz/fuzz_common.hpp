@@ -30,6 +30,8 @@
 #include <unordered_set>
 #include <vector>
 
+#include "../support/hang_report.h"
+
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -193,22 +195,7 @@ inline bool skipped(const char* name)
 /// Prints every thread's stack with gdb (when it is installed).
 inline void dump_all_stacks()
 {
-    if (std::system("command -v gdb >/dev/null 2>&1") != 0) {
-        std::fprintf(stderr, "fuzz watchdog: gdb is not installed; no thread stacks (install gdb to get them)\n");
-        return;
-    }
-#ifdef PR_SET_PTRACER
-    prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0); // Yama: let the child attach to us
-#endif
-    char cmd[256];
-    std::snprintf(cmd, sizeof cmd,
-                  "gdb -p %d -batch -nx -ex 'set pagination off' -ex 'thread apply all bt' </dev/null 1>&2 2>&1",
-                  static_cast<int>(getpid()));
-    std::fprintf(stderr, "fuzz watchdog: %s\n", cmd);
-    std::fflush(stderr);
-    if (std::system(cmd) != 0) {
-        std::fprintf(stderr, "fuzz watchdog: gdb failed\n");
-    }
+    hang_report_dump_stacks();
 }
 
 class watchdog {
