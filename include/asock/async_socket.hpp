@@ -272,7 +272,7 @@ public:
             return start_result::invalid_argument;
         }
         reset_op(op);
-        op.type = type;
+        op.for_type(type);
         op.on_complete = on_complete;
         op.context = context;
         op.complete = &complete_notify;

@@ -29,14 +29,28 @@ struct work_item {
     void (*run)(work_item*) = nullptr;
 };
 
-enum class op_kind : std::uint8_t { send, receive, notify };
+struct operation;
+
+/// The queue of a socket an operation waits in: each direction is served in
+/// order, independently of the other (full duplex); `other` holds operations
+/// that complete each on their own (a backend's connect or accept).
+enum class op_direction : std::uint8_t { read, write, other };
+
+/// What a core needs to know of an operation's kind without knowing the kind.
+/// An operation kind is a record type derived from `operation` plus one such
+/// descriptor (see op_type_of): adding a kind (a timer wait, a datagram send)
+/// means writing those two, not editing a switch statement in every core.
+struct op_type {
+    const char* name;
+    /// Sets the result of an operation that a close withdrew (`abandoned`) or
+    /// that a stop request withdrew before it finished (`cancelled`).
+    void (*set_abandoned)(operation&) noexcept;
+    void (*set_cancelled)(operation&) noexcept;
+};
 
 #if defined(_WIN32)
 /// Bytes inside every operation record that the Windows backend hands to the
-/// OS while the operation runs: its OVERLAPPED and a link back to the record
-/// (see include/asock/win32/threadpool_socket_core.hpp, which static_asserts
-/// the fit). Raw bytes keep <windows.h> out of this header. Other platforms'
-/// records have no such member, so their layout and behaviour are unchanged.
+/// OS while the operation runs (transitional: moving into the backend).
 struct platform_op_storage {
     alignas(void*) unsigned char bytes[8 * sizeof(void*)];
 };
@@ -47,16 +61,26 @@ struct operation : work_item {
     operation* prev = nullptr;
     /// Called exactly once when the operation is finished and its result set.
     void (*complete)(operation*, completion_mode) = nullptr;
-    op_kind kind = op_kind::send;
+    const op_type* kind;
+    op_direction direction;
     bool queued = false;           ///< Linked in a socket queue (guarded by that queue's lock).
     bool cancel_requested = false; ///< A stop request arrived (guarded by the queue's lock).
 #if defined(_WIN32)
     platform_op_storage platform; ///< Owned by the backend from start to completion.
 #endif
 
-    explicit operation(op_kind k) noexcept : kind(k) {}
+    operation(const op_type& k, op_direction d) noexcept : kind(&k), direction(d) {}
     operation(const operation&) = delete;
     operation& operator=(const operation&) = delete;
+};
+
+/// The descriptor of record type `Op`, made from its static members
+/// `name`, `set_abandoned(Op&)` and `set_cancelled(Op&)`.
+template <class Op>
+inline constexpr op_type op_type_of{
+    Op::name,
+    [](operation& op) noexcept { Op::set_abandoned(static_cast<Op&>(op)); },
+    [](operation& op) noexcept { Op::set_cancelled(static_cast<Op&>(op)); },
 };
 
 struct send_op : operation {
@@ -67,7 +91,28 @@ struct send_op : operation {
     std::uint32_t index = 0;  ///< First buffer not fully sent.
     std::uint32_t offset = 0; ///< Bytes of buffers[index] already sent.
     send_result result = send_result::error;
-    send_op() noexcept : operation(op_kind::send) {}
+    send_op() noexcept : operation(op_type_of<send_op>, op_direction::write) {}
+
+    /// Records that the transport took the next `n` bytes (n <= total - sent).
+    void advance(std::uint32_t n) noexcept
+    {
+        sent += n;
+        while (n > 0) {
+            const std::uint32_t left = buffers[index].size - offset;
+            if (n >= left) {
+                n -= left;
+                ++index;
+                offset = 0;
+            } else {
+                offset += n;
+                n = 0;
+            }
+        }
+    }
+
+    static constexpr const char* name = "send";
+    static void set_abandoned(send_op& op) noexcept { op.result = send_result::abandoned; }
+    static void set_cancelled(send_op& op) noexcept { op.result = send_result::cancelled; }
 };
 
 struct receive_op : operation {
@@ -76,13 +121,42 @@ struct receive_op : operation {
     std::uint32_t total = 0;
     std::uint32_t received = 0;
     receive_result result = receive_result::error;
-    receive_op() noexcept : operation(op_kind::receive) {}
+    receive_op() noexcept : operation(op_type_of<receive_op>, op_direction::read) {}
+
+    static constexpr const char* name = "receive";
+    // Withdrawn before it finished: no byte is reported (a receive that got
+    // bytes finishes `ok` with them instead of being withdrawn).
+    static void set_abandoned(receive_op& op) noexcept
+    {
+        op.result = receive_result::abandoned;
+        op.received = 0;
+    }
+    static void set_cancelled(receive_op& op) noexcept
+    {
+        op.result = receive_result::cancelled;
+        op.received = 0;
+    }
 };
 
+/// A readiness wait (notify_io). Its direction follows its type: set by the
+/// start (for_type) before it is queued.
 struct notify_op : operation {
     notify_io_type type = notify_io_type::in;
     notify_io_result result = notify_io_result::error;
-    notify_op() noexcept : operation(op_kind::notify) {}
+    notify_op() noexcept : operation(op_type_of<notify_op>, op_direction::read) {}
+
+    void for_type(notify_io_type t) noexcept
+    {
+        type = t;
+        direction = t == notify_io_type::out ? op_direction::write : op_direction::read;
+    }
+
+    static constexpr const char* name = "notify";
+    static void set_abandoned(notify_op& op) noexcept { op.result = notify_io_result::abandoned; }
+    static void set_cancelled(notify_op& op) noexcept { op.result = notify_io_result::cancelled; }
+
+protected:
+    notify_op(const op_type& k, op_direction d) noexcept : operation(k, d) {}
 };
 
 /// Intrusive FIFO of operations: O(1) push, pop and unlink (for cancellation).
@@ -128,7 +202,7 @@ public:
         }
         op->next = nullptr;
         op->prev = nullptr;
-        // Written only when set: complete_all() unlinks, without any lock, records
+        // Written only when set: a delivery unlinks, without any lock, records
         // that were already marked not queued under their queue's lock, and a
         // stop request may be reading the flag under that lock meanwhile.
         if (op->queued) {
@@ -156,14 +230,5 @@ private:
     operation* head_ = nullptr;
     operation* tail_ = nullptr;
 };
-
-/// Calls the completion hook of each operation of `list`, in order. The list is
-/// detached first: a hook may free the socket (and so the list's owner).
-inline void complete_all(op_list list, completion_mode mode) noexcept
-{
-    while (operation* op = list.pop_front()) {
-        op->complete(op, mode);
-    }
-}
 
 } // namespace asock::detail

@@ -26,7 +26,9 @@
 //   another thread is delivering.
 #pragma once
 
+#include <asock/detail/delivery.hpp>
 #include <asock/detail/operation.hpp>
+#include <asock/detail/socket_lifecycle.hpp>
 #include <asock/detail/word_mutex.hpp>
 #include <asock/linux/epoll_sys.hpp>
 #include <asock/results.hpp>
@@ -44,7 +46,7 @@ class basic_epoll_engine;
 
 using asock::detail::completion_mode;
 using asock::detail::notify_op;
-using asock::detail::op_kind;
+using asock::detail::op_direction;
 using asock::detail::op_list;
 using asock::detail::operation;
 using asock::detail::receive_op;
@@ -53,84 +55,12 @@ using asock::detail::work_item;
 
 namespace detail {
 
-/// A record on the stack of each thread that is delivering completions of a
-/// socket: an event dispatch, a close(), or a stop request's cancel(). It lets
-/// close() and destroy called from inside one of those completions
-/// - know not to wait for the delivery they are part of (no self-deadlock);
-/// - deliver, before they return, the finished operations the frame still
-///   holds (`pending`), so that no completion of the socket runs after them;
-/// - tell an enclosing close() that the socket was destroyed under it.
-struct delivery_frame {
-    /// dispatch: an event dispatch; close: a close() delivering; cancel: a stop
-    /// request delivering; inline_send: a callback-form send that completed
-    /// inside its start call, delivering its own callback. The last two are
-    /// "counted deliveries" (see epoll_socket_core::deliveries_).
-    enum class kind : std::uint8_t { dispatch, close, cancel, inline_send };
-    const void* core;
-    kind what;
-    bool destroyed;                 ///< (close) a completion destroyed the socket
-    bool released = false;          ///< (counted) no longer counted: a close or destroy inside took it off
-    asock::detail::op_list* pending; ///< finished, not yet delivered; null: none
-    delivery_frame* prev;
-};
-inline thread_local delivery_frame* tls_frames = nullptr;
-
-/// Pushes a frame for the lifetime of the scope.
-struct frame_scope {
-    delivery_frame frame;
-    frame_scope(const void* core, delivery_frame::kind what) noexcept
-        : frame{core, what, false, false, nullptr, tls_frames}
-    {
-        tls_frames = &frame;
-    }
-    ~frame_scope() { tls_frames = frame.prev; }
-    frame_scope(const frame_scope&) = delete;
-    frame_scope& operator=(const frame_scope&) = delete;
-};
-
-inline bool in_frame(const void* core, delivery_frame::kind what) noexcept
-{
-    for (delivery_frame* f = tls_frames; f != nullptr; f = f->prev) {
-        if (f->core == core && f->what == what) {
-            return true;
-        }
-    }
-    return false;
-}
-
-inline bool mark_destroyed_if_closing_here(const void* core) noexcept
-{
-    bool found = false;
-    for (delivery_frame* f = tls_frames; f != nullptr; f = f->prev) {
-        if (f->core == core && f->what == delivery_frame::kind::close) {
-            f->destroyed = true;
-            found = true;
-        }
-    }
-    return found;
-}
-
-/// Moves to the back of `out` every finished operation that this thread's
-/// frames still hold for `core`, innermost frame first. Their frames' own
-/// delivery loops then find nothing left to deliver.
-inline void take_pending_here(const void* core, asock::detail::op_list& out) noexcept
-{
-    for (delivery_frame* f = tls_frames; f != nullptr; f = f->prev) {
-        if (f->core == core && f->pending != nullptr) {
-            out.splice_back(*f->pending);
-        }
-    }
-}
-
-/// Calls the completion hook of each operation of `list` in order, taking
-/// each off the list before its hook runs (a hook may take the rest: see
-/// take_pending_here).
-inline void deliver(asock::detail::op_list& list, asock::detail::completion_mode mode) noexcept
-{
-    while (asock::detail::operation* op = list.pop_front()) {
-        op->complete(op, mode);
-    }
-}
+using asock::detail::deliver;
+using asock::detail::delivery_frame;
+using asock::detail::frame_scope;
+using asock::detail::in_frame;
+using asock::detail::mark_destroyed_if_closing_here;
+using asock::detail::take_pending_here;
 
 /// Largest number of iovec entries passed to one system call; longer buffer
 /// lists are moved in several calls.
@@ -180,8 +110,7 @@ public:
     /// The spec's open: OPENING, register with epoll once, OPEN.
     open_result open(int fd, const owner_type& owner) noexcept
     {
-        auto expected = socket_state::created;
-        if (!state_.compare_exchange_strong(expected, socket_state::opening, std::memory_order_acq_rel)) {
+        if (!lifecycle_.begin_open()) {
             return open_result::error; // OPEN, OPENING, CLOSING or CLOSED: not (re)openable
         }
         {
@@ -212,7 +141,7 @@ public:
         fd_ = fd;
         owner_ = owner;
         opened_ = true;
-        send_failed_ = send_result::ok;
+        sends_.reset();
         set_state(socket_state::open);
         return open_result::ok;
     }
@@ -221,12 +150,9 @@ public:
     /// exactly once before this returns; the handle is disconnected; CLOSED.
     void close() noexcept
     {
-        auto s = state_.load(std::memory_order_acquire);
-        do {
-            if (s != socket_state::open) {
-                return;
-            }
-        } while (!state_.compare_exchange_weak(s, socket_state::closing, std::memory_order_acq_rel));
+        if (!lifecycle_.begin_close()) {
+            return;
+        }
 
         // Any send/receive call that saw OPEN holds the direction lock until it
         // has queued its operation, so after these two sections none can add more.
@@ -263,7 +189,7 @@ public:
             owner_.disconnect(owner_.context, fd_);
         }
         for (operation* op = abandoned.front(); op != nullptr; op = static_cast<operation*>(op->next)) {
-            set_abandoned(*op);
+            op->kind->set_abandoned(*op);
         }
         // The state stays CLOSING while the completions run, so a destroy on
         // another thread waits until they are all delivered (11_020). A
@@ -294,11 +220,7 @@ public:
         // Destroyed from a completion this thread is delivering (a dispatch, a
         // close, a cancel): the other finished operations those deliveries
         // still hold for this socket complete now, never after destroy returns.
-        {
-            op_list rest;
-            detail::take_pending_here(this, rest);
-            detail::deliver(rest, completion_mode::foreign);
-        }
+        asock::detail::deliver_pending_here(this);
         // This thread is inside a counted delivery of this socket (a callback
         // of an inline send, a cancel's completion): it has nothing more to
         // deliver for it, so a close or destroy on another thread need not wait
@@ -306,7 +228,7 @@ public:
         // for that close).
         release_counted_frames_here();
         for (;;) {
-            auto s = state_.load(std::memory_order_acquire);
+            const auto s = lifecycle_.load();
             if (s == socket_state::open) {
                 close(); // may lose the race to a close on another thread: then wait for that one
                 continue;
@@ -320,7 +242,7 @@ public:
                 // to deliver for the socket (taken above): let the close go on.
                 release_dispatch_to_closer();
             }
-            state_.wait(s, std::memory_order_acquire);
+            lifecycle_.wait_while(s);
         }
         if (opened_ && owner_.destroy != nullptr) {
             owner_.destroy(owner_.context, fd_);
@@ -337,7 +259,7 @@ public:
         set_state(socket_state::created);
     }
 
-    socket_state state() const noexcept { return state_.load(std::memory_order_acquire); }
+    socket_state state() const noexcept { return lifecycle_.load(); }
     int native_handle() const noexcept { return fd_; }
     engine_type& engine() const noexcept { return *engine_; }
 
@@ -384,18 +306,14 @@ public:
 private:
     send_sync_result start_send_locked(send_op& op, bool& done) noexcept
     {
-        if (state_.load(std::memory_order_acquire) != socket_state::open) {
+        if (!lifecycle_.is_open()) {
             return send_sync_result::not_open;
         }
-        if (op.cancel_requested) {
-            op.result = send_result::cancelled;
-            done = true;
+        if (asock::detail::finished_by_early_stop(op, done)) {
             return send_sync_result::ok;
         }
-        if (send_failed_ != send_result::ok) {
-            // The direction failed for good (a torn send): a reset reads as
-            // the connection being gone (11_059), anything else as an error.
-            return send_failed_ == send_result::abandoned ? send_sync_result::not_open : send_sync_result::error;
+        if (sends_.failed()) {
+            return sends_.rejection(); // a torn send came before (11_059 after a reset)
         }
         if (!write_.ops.empty()) {
             write_.ops.push_back(&op); // keep order: never overtake a queued send
@@ -413,7 +331,7 @@ private:
         case detail::io_status::failed:
             break;
         }
-        if (op.sent > 0 || send_failed_ != send_result::ok) {
+        if (op.sent > 0 || sends_.failed()) {
             // Part of this send is on the wire (or the transport over-reported
             // and nobody knows what is): the operation was accepted, and it
             // completes through its callback; the send direction has failed
@@ -421,7 +339,7 @@ private:
             // The connection-gone errors of 11_059 read as abandoned here.
             op.result = err == ECONNRESET || err == ENOTCONN || err == EPIPE ? send_result::abandoned
                                                                              : send_result::error;
-            fail_sends(op.result);
+            sends_.fail(op.result);
             done = true;
             return send_sync_result::ok;
         }
@@ -438,12 +356,10 @@ public:
     start_result start_receive(receive_op& op, bool allow_inline, bool& done) noexcept
     {
         std::unique_lock lk(read_.mu);
-        if (state_.load(std::memory_order_acquire) != socket_state::open) {
+        if (!lifecycle_.is_open()) {
             return start_result::not_open;
         }
-        if (op.cancel_requested) {
-            op.result = receive_result::cancelled;
-            done = true;
+        if (asock::detail::finished_by_early_stop(op, done)) {
             return start_result::started;
         }
         if (!read_.ops.empty()) {
@@ -476,12 +392,10 @@ public:
     {
         side& sd = op.type == notify_io_type::in ? read_ : write_;
         std::unique_lock lk(sd.mu);
-        if (state_.load(std::memory_order_acquire) != socket_state::open) {
+        if (!lifecycle_.is_open()) {
             return start_result::not_open;
         }
-        if (op.cancel_requested) {
-            op.result = notify_io_result::cancelled;
-            done = true;
+        if (asock::detail::finished_by_early_stop(op, done)) {
             return start_result::started;
         }
         const short want = op.type == notify_io_type::in ? POLLIN : POLLOUT;
@@ -513,7 +427,7 @@ public:
     {
         side& sd = side_for(op);
         std::unique_lock lk(sd.mu);
-        if (state_.load(std::memory_order_acquire) == socket_state::open) {
+        if (lifecycle_.is_open()) {
             sd.finished.push_back(&op);
             lk.unlock();
             kick();
@@ -535,28 +449,15 @@ public:
             return;
         }
         op_list done; // sends behind a torn one
-        switch (op.kind) {
-        case op_kind::send: {
-            auto& s = static_cast<send_op&>(op);
-            sd.ops.unlink(&op);
-            s.result = send_result::cancelled;
-            if (s.sent > 0) {
-                // Part of this send is on the wire; the rest of the stream
-                // would follow a truncated message. Fail the direction.
-                fail_sends(send_result::error);
-                done.splice_back(sd.ops);
-                mark_taken(done);
-            }
-            break;
-        }
-        case op_kind::receive:
-            sd.ops.unlink(&op);
-            static_cast<receive_op&>(op).result = receive_result::cancelled;
-            break;
-        case op_kind::notify:
-            sd.notifies.unlink(&op);
-            static_cast<notify_op&>(op).result = notify_io_result::cancelled;
-            break;
+        op_list& queue = op.kind == &asock::detail::op_type_of<notify_op> ? sd.notifies : sd.ops;
+        queue.unlink(&op);
+        op.kind->set_cancelled(op);
+        if (&queue == &write_.ops && static_cast<send_op&>(op).sent > 0) {
+            // Part of this send is on the wire; the rest of the stream would
+            // follow a truncated message. Fail the direction.
+            sends_.fail(send_result::error);
+            done.splice_back(sd.ops);
+            mark_taken(done);
         }
         // Sends failed behind a torn one are delivered like any finished
         // operation, by the next dispatch on an engine thread (or by a close),
@@ -624,19 +525,10 @@ private:
 
     side& side_for(const operation& op) noexcept
     {
-        switch (op.kind) {
-        case op_kind::send: return write_;
-        case op_kind::receive: return read_;
-        case op_kind::notify: break;
-        }
-        return static_cast<const notify_op&>(op).type == notify_io_type::in ? read_ : write_;
+        return op.direction == op_direction::write ? write_ : read_;
     }
 
-    void set_state(socket_state s) noexcept
-    {
-        state_.store(s, std::memory_order_release);
-        state_.notify_all();
-    }
+    void set_state(socket_state s) noexcept { lifecycle_.set(s); }
 
     // An operation moved from a socket queue to a local list (to be completed
     // once the lock is released) is no longer `queued`: a stop request that
@@ -655,18 +547,7 @@ private:
         op->queued = false;
     }
 
-    static void set_abandoned(operation& op) noexcept
-    {
-        switch (op.kind) {
-        case op_kind::send: static_cast<send_op&>(op).result = send_result::abandoned; break;
-        case op_kind::receive: static_cast<receive_op&>(op).result = receive_result::abandoned; break;
-        case op_kind::notify: static_cast<notify_op&>(op).result = notify_io_result::abandoned; break;
-        }
-    }
-
-    struct kick_item : work_item {
-        epoll_socket_core* self = nullptr;
-    };
+    using kick_item = asock::detail::kick_item<epoll_socket_core>;
 
     static void run_kick(work_item* w) noexcept
     {
@@ -760,7 +641,7 @@ private:
             if ((evs & (ev_err | ev_hup | ev_rdhup)) != 0) {
                 read_final_ = true; // end of stream / error: readable from now on
             }
-            if (state_.load(std::memory_order_acquire) == socket_state::open) {
+            if (lifecycle_.is_open()) {
                 pump_receives(done);
                 if ((evs & ev_kick) != evs) {
                     complete_ready_notifies(read_.notifies, evs, done);
@@ -771,7 +652,7 @@ private:
             std::lock_guard lk(write_.mu);
             mark_taken(write_.finished);
             done.splice_back(write_.finished); // earlier sends' callbacks go first
-            if (state_.load(std::memory_order_acquire) == socket_state::open) {
+            if (lifecycle_.is_open()) {
                 if ((evs & ev_rdhup) != evs) {
                     pump_sends(done);
                 }
@@ -832,9 +713,9 @@ private:
         while (operation* op = write_.ops.front()) {
             auto& s = static_cast<send_op&>(*op);
             int err = 0;
-            if (send_failed_ != send_result::ok) {
+            if (sends_.failed()) {
                 write_.ops.unlink(op);
-                s.result = send_failed_; // behind a torn send: never sent
+                s.result = sends_.cause(); // behind a torn send: never sent
                 hand_over(done, op);
                 continue;
             }
@@ -845,7 +726,7 @@ private:
             write_.ops.unlink(op);
             s.result = st == detail::io_status::done ? send_result::ok : send_failure_result(err);
             if (st == detail::io_status::failed && s.sent > 0) {
-                fail_sends(s.result); // torn: no later send may follow the truncated bytes
+                sends_.fail(s.result); // torn: no later send may follow the truncated bytes
             }
             hand_over(done, op);
         }
@@ -856,14 +737,6 @@ private:
     // Spec 11_098 / 11_099: ECONNRESET abandons, anything else is an error.
     // EPIPE too abandons: it is how the kernel reports a reset whose
     // ECONNRESET a receive in the same dispatch already consumed.
-    // Under write_.mu: the send direction fails for good; the first cause stays.
-    void fail_sends(send_result r) noexcept
-    {
-        if (send_failed_ == send_result::ok) {
-            send_failed_ = r;
-        }
-    }
-
     static send_result send_failure_result(int err) noexcept
     {
         return err == ECONNRESET || err == EPIPE ? send_result::abandoned : send_result::error;
@@ -911,30 +784,14 @@ private:
                 // offered, is broken. After an over-report nobody knows which
                 // bytes are on the wire: the send direction fails for good.
                 if (n != 0) {
-                    fail_sends(send_result::error);
+                    sends_.fail(send_result::error);
                 }
                 err = EIO;
                 return detail::io_status::failed;
             }
-            advance(op, static_cast<std::uint32_t>(n));
+            op.advance(static_cast<std::uint32_t>(n));
         }
         return detail::io_status::done;
-    }
-
-    static void advance(send_op& op, std::uint32_t n) noexcept
-    {
-        op.sent += n;
-        while (n > 0) {
-            const std::uint32_t left = op.buffers[op.index].size - op.offset;
-            if (n >= left) {
-                n -= left;
-                ++op.index;
-                op.offset = 0;
-            } else {
-                op.offset += n;
-                n = 0;
-            }
-        }
     }
 
     // Fills op's buffers in order. Completes (done) once at least one byte
@@ -1061,21 +918,20 @@ private:
 
     void release_counted_frames_here() noexcept
     {
-        for (detail::delivery_frame* f = detail::tls_frames; f != nullptr; f = f->prev) {
-            if (f->core == this && counted(*f)) {
-                end_counted_delivery(*f);
+        asock::detail::for_each_frame(this, [&](detail::delivery_frame& f) {
+            if (counted(f)) {
+                end_counted_delivery(f);
             }
-        }
+        });
     }
 
     // Waits until no other thread is in a counted delivery of this socket.
     // This thread's own (a close from inside one) are not waited for.
     void wait_counted_deliveries() noexcept
     {
-        std::uint32_t own = 0;
-        for (detail::delivery_frame* f = detail::tls_frames; f != nullptr; f = f->prev) {
-            own += f->core == this && counted(*f) && !f->released ? 1u : 0u;
-        }
+        using k = detail::delivery_frame::kind;
+        const std::uint32_t own = asock::detail::count_frames(this, k::cancel, true) +
+                                  asock::detail::count_frames(this, k::inline_send, true);
         for (std::uint32_t c = deliveries_.load(std::memory_order_acquire); c > own;
              c = deliveries_.load(std::memory_order_acquire)) {
             deliveries_.wait(c, std::memory_order_acquire);
@@ -1095,11 +951,7 @@ private:
     owner_type owner_{};
     int fd_ = -1;
     bool opened_ = false;
-    // Guarded by write_.mu. ok while sends may go on; otherwise the send
-    // direction failed for good (part of a send reached the wire and the rest
-    // never will, or a transport over-reported) and every later send
-    // completes with this result (abandoned after a reset, else error).
-    send_result send_failed_ = send_result::ok;
+    asock::detail::send_direction sends_; // guarded by write_.mu
     // Guarded by read_.mu. False once a receive call found the socket drained
     // (EAGAIN, or a short read from the kernel); true again at the next edge.
     // While false, a receive queues without a call that could only fail:
@@ -1109,7 +961,7 @@ private:
     // (or the error) stays readable without a further edge, so a short read
     // no longer means drained.
     bool read_final_ = false;
-    std::atomic<socket_state> state_{socket_state::created};
+    asock::detail::socket_lifecycle lifecycle_;
     std::atomic<std::uint64_t> dispatch_{0}; // see `running` .. `generation`
     // Counted deliveries in progress: stop requests delivering a completion,
     // callback-form sends delivering their inline callback. Close and destroy

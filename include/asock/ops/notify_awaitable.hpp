@@ -29,7 +29,7 @@ class notify_awaitable : detail::op_awaitable<Core, detail::notify_op> {
 public:
     notify_awaitable(Core* core, notify_io_type type, std::stop_token token) noexcept : base(core, std::move(token))
     {
-        this->state_.type = type;
+        this->state_.for_type(type);
     }
 
     bool await_ready() noexcept

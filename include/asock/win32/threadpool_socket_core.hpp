@@ -72,7 +72,7 @@ class basic_threadpool_engine;
 
 using asock::detail::completion_mode;
 using asock::detail::notify_op;
-using asock::detail::op_kind;
+using asock::detail::op_direction;
 using asock::detail::op_list;
 using asock::detail::operation;
 using asock::detail::receive_op;
@@ -91,6 +91,8 @@ using asock::detail::work_item;
 /// first; `cancelled` a stop request cancelled it; `not_open` the socket was
 /// not OPEN. `bytes` is the completion's byte count.
 struct overlapped_op : notify_op {
+    overlapped_op() noexcept : notify_op(asock::detail::op_type_of<overlapped_op>, asock::detail::op_direction::other) {}
+    static constexpr const char* name = "overlapped";
     int (*issue)(void* context, SOCKET socket, OVERLAPPED* overlapped) noexcept = nullptr;
     void* issue_context = nullptr;
     DWORD io_result = NO_ERROR;
@@ -631,28 +633,20 @@ private:
 
     side& side_for(const operation& op) noexcept
     {
-        switch (op.kind) {
-        case op_kind::send: return write_;
-        case op_kind::receive: return read_;
-        case op_kind::notify: break;
+        switch (op.direction) {
+        case op_direction::write: return write_;
+        case op_direction::read: return read_;
+        case op_direction::other: break;
         }
-        return raw_; // the only notify-kind records that are ever queued are overlapped_ops
+        return raw_; // overlapped_ops (notify_io is not available on Windows)
     }
 
     static void set_result(operation& op, result_kind r) noexcept
     {
-        const bool c = r == cancelled_result;
-        switch (op.kind) {
-        case op_kind::send:
-            static_cast<send_op&>(op).result = c ? send_result::cancelled : send_result::abandoned;
-            break;
-        case op_kind::receive:
-            static_cast<receive_op&>(op).result = c ? receive_result::cancelled : receive_result::abandoned;
-            static_cast<receive_op&>(op).received = 0;
-            break;
-        case op_kind::notify:
-            static_cast<notify_op&>(op).result = c ? notify_io_result::cancelled : notify_io_result::abandoned;
-            break;
+        if (r == cancelled_result) {
+            op.kind->set_cancelled(op);
+        } else {
+            op.kind->set_abandoned(op);
         }
     }
 
@@ -991,10 +985,12 @@ private:
     void settle(operation& op, ULONG err, ULONG_PTR bytes) noexcept
     {
         const DWORD asked = detail::ext_of(op).asked;
-        switch (op.kind) {
-        case op_kind::send: settle_send(static_cast<send_op&>(op), asked, err, bytes); break;
-        case op_kind::receive: settle_receive(static_cast<receive_op&>(op), asked, err, bytes); break;
-        case op_kind::notify: settle_overlapped(static_cast<overlapped_op&>(op), err, bytes); break;
+        // Each direction's queue holds one kind of record: sends, receives,
+        // and the overlapped_ops of the TCP helpers.
+        switch (op.direction) {
+        case op_direction::write: settle_send(static_cast<send_op&>(op), asked, err, bytes); break;
+        case op_direction::read: settle_receive(static_cast<receive_op&>(op), asked, err, bytes); break;
+        case op_direction::other: settle_overlapped(static_cast<overlapped_op&>(op), err, bytes); break;
         }
     }
 
