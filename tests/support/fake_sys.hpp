@@ -266,9 +266,9 @@ public:
     /// stop flag and its drain of the wake-up eventfd.
     std::function<void()> on_eventfd_drain;
     /// Run at each schedule point of the socket core (see
-    /// asock::linux_epoll::detail::schedule_point), on the thread that reached
+    /// asock::detail::readiness::schedule_point), on the thread that reached
     /// it, outside the fake's lock. Set it before the threads that reach it start.
-    std::function<void(asock::linux_epoll::detail::schedule_point)> on_schedule_point;
+    std::function<void(asock::detail::readiness::schedule_point)> on_schedule_point;
 
     // ---- inspection ---------------------------------------------------------
 
@@ -553,7 +553,7 @@ struct fake_sys {
     static short poll_now(int fd, short events) noexcept { return fake().sys_poll_now(fd, events); }
     static int shutdown(int fd) noexcept { return fake().sys_shutdown(fd); }
     static int close(int fd) noexcept { return fake().sys_close(fd); }
-    static void schedule_point(asock::linux_epoll::detail::schedule_point p) noexcept
+    static void schedule_point(asock::detail::readiness::schedule_point p) noexcept
     {
         if (fake().on_schedule_point) {
             fake().on_schedule_point(p);

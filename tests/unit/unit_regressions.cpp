@@ -459,7 +459,7 @@ TEST_CASE("regression: a close waiting for a dispatch is woken when a dispatch t
     // in CI, C API test under ASan: a notify's kick and the registration's
     // first edge on two engine threads). The hooks of the fake run D1's end
     // and D2's start between the closer's mark and its wait.
-    using asock::linux_epoll::detail::schedule_point;
+    using asock::detail::readiness::schedule_point;
     test_env env;
     int fd = -1;
     fake_socket s = env.open_socket(fd);

@@ -199,7 +199,7 @@ public:
     /// Returns a detached core to the pool. Its memory stays valid until the
     /// engine is destroyed, and events name it by (slot id, generation), so an
     /// event harvested for the socket that used it before never reaches the
-    /// next one (epoll_socket_core::on_epoll_events).
+    /// next one (readiness_core::on_events).
     void release_core(core_type* c) noexcept { cores_.release(c); }
 
     /// The token of the engine's own eventfd in epoll events. Core tokens are
@@ -351,7 +351,7 @@ private:
                 continue;
             }
             if (core_type* c = cores_.at(static_cast<std::uint32_t>(token))) {
-                c->on_epoll_events(events[i].events, static_cast<std::uint32_t>(token >> 32));
+                c->on_events(epoll_io<Sys>::readiness_of_events(events[i].events), static_cast<std::uint32_t>(token >> 32));
             }
             ++handled;
         }

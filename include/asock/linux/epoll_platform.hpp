@@ -35,4 +35,6 @@ struct basic_epoll_platform {
 
 using epoll_platform = basic_epoll_platform<epoll_sys>;
 
+static_assert(asock::detail::readiness_io<epoll_io<epoll_sys>>);
+
 } // namespace asock::linux_epoll
