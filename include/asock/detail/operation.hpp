@@ -113,6 +113,8 @@ struct send_op : operation {
     static constexpr const char* name = "send";
     static void set_abandoned(send_op& op) noexcept { op.result = send_result::abandoned; }
     static void set_cancelled(send_op& op) noexcept { op.result = send_result::cancelled; }
+    static void set_not_open(send_op& op) noexcept { op.result = send_result::not_open; }
+    static void set_invalid_argument(send_op& op) noexcept { op.result = send_result::invalid_argument; }
 };
 
 struct receive_op : operation {
@@ -136,6 +138,8 @@ struct receive_op : operation {
         op.result = receive_result::cancelled;
         op.received = 0;
     }
+    static void set_not_open(receive_op& op) noexcept { op.result = receive_result::not_open; }
+    static void set_invalid_argument(receive_op& op) noexcept { op.result = receive_result::invalid_argument; }
 };
 
 /// A readiness wait (notify_io). Its direction follows its type: set by the
@@ -154,6 +158,8 @@ struct notify_op : operation {
     static constexpr const char* name = "notify";
     static void set_abandoned(notify_op& op) noexcept { op.result = notify_io_result::abandoned; }
     static void set_cancelled(notify_op& op) noexcept { op.result = notify_io_result::cancelled; }
+    static void set_not_open(notify_op& op) noexcept { op.result = notify_io_result::not_open; }
+    static void set_invalid_argument(notify_op& op) noexcept { op.result = notify_io_result::invalid_argument; }
 
 protected:
     notify_op(const op_type& k, op_direction d) noexcept : operation(k, d) {}

@@ -14,12 +14,14 @@
 //   the socket's destructor or a stop request on some other thread.
 #pragma once
 
+#include <asock/buffer.hpp>
 #include <asock/detail/operation.hpp>
 #include <asock/detail/sync_wait_probe.hpp>
 #include <asock/detail/toolchain.hpp>
 
 #include <coroutine>
 #include <optional>
+#include <span>
 #include <stop_token>
 #include <utility>
 
@@ -79,6 +81,36 @@ protected:
         return suspended;
     }
 
+    /// The check every await_ready starts with: no socket (a moved-from or
+    /// never-created one) completes `not_open` without suspending.
+    bool no_socket() noexcept
+    {
+        if (core_ == nullptr) {
+            Op::set_not_open(state_);
+            return true;
+        }
+        return false;
+    }
+
+    /// await_suspend of an operation whose start answers with a start_result:
+    /// `start(done)` starts it; anything but `started` completes `not_open`
+    /// without suspending, and so does a finish inside the start (`done`).
+    template <class Start>
+    bool suspend_and_start_op(std::coroutine_handle<> h, Start start) noexcept
+    {
+        return suspend_and_start(
+            h,
+            [this, start] {
+                bool done = false;
+                if (start(done) != start_result::started) {
+                    Op::set_not_open(state_);
+                    return false;
+                }
+                return !done;
+            },
+            [this] { Op::set_cancelled(state_); });
+    }
+
     static void on_complete(operation* op, completion_mode mode) noexcept
     {
         op_awaitable* self = static_cast<op_state*>(op)->owner;
@@ -100,6 +132,42 @@ protected:
     std::optional<std::stop_callback<stop_handler>> stop_cb_;
     std::coroutine_handle<> handle_;
     op_state state_;
+};
+
+/// The part of send_awaitable and receive_awaitable that is the same: a list
+/// of buffers (or one, kept here), checked before anything starts.
+template <class Core, class Op, class Buffer>
+class buffers_awaitable : public op_awaitable<Core, Op> {
+protected:
+    buffers_awaitable(Core* core, std::span<const Buffer> buffers, std::stop_token token) noexcept
+        : op_awaitable<Core, Op>(core, std::move(token))
+    {
+        this->state_.buffers = buffers.data();
+        this->state_.count = checked_length(buffers.size());
+    }
+
+    buffers_awaitable(Core* core, Buffer single, std::stop_token token) noexcept
+        : op_awaitable<Core, Op>(core, std::move(token)), single_(single)
+    {
+        this->state_.buffers = &single_;
+        this->state_.count = 1;
+    }
+
+    /// not_open without a socket; invalid_argument for a bad buffer list.
+    bool ready_without_start() noexcept
+    {
+        if (this->no_socket()) {
+            return true;
+        }
+        if (!validate_buffers(this->state_.buffers, this->state_.count, this->state_.total)) {
+            Op::set_invalid_argument(this->state_);
+            return true;
+        }
+        return false;
+    }
+
+private:
+    Buffer single_{};
 };
 
 } // namespace asock::detail

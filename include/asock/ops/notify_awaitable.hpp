@@ -34,8 +34,7 @@ public:
 
     bool await_ready() noexcept
     {
-        if (this->core_ == nullptr) {
-            this->state_.result = notify_io_result::not_open;
+        if (this->no_socket()) {
             return true;
         }
         if (this->state_.type != notify_io_type::in && this->state_.type != notify_io_type::out) {
@@ -47,17 +46,7 @@ public:
 
     bool await_suspend(std::coroutine_handle<> h) noexcept
     {
-        return this->suspend_and_start(
-            h,
-            [this] {
-                bool done = false;
-                if (this->core_->start_notify(this->state_, true, done) != start_result::started) {
-                    this->state_.result = notify_io_result::not_open;
-                    return false;
-                }
-                return !done;
-            },
-            [this] { this->state_.result = notify_io_result::cancelled; });
+        return this->suspend_and_start_op(h, [this](bool& done) { return this->core_->start_notify(this->state_, true, done); });
     }
 
     notify_io_result await_resume() const noexcept { return this->state_.result; }

@@ -34,56 +34,28 @@
 namespace asock {
 
 template <class Core>
-class receive_awaitable : detail::op_awaitable<Core, detail::receive_op> {
-    using base = detail::op_awaitable<Core, detail::receive_op>;
+class receive_awaitable : detail::buffers_awaitable<Core, detail::receive_op, mutable_buffer> {
+    using base = detail::buffers_awaitable<Core, detail::receive_op, mutable_buffer>;
 
 public:
     receive_awaitable(Core* core, std::span<const mutable_buffer> buffers, std::stop_token token) noexcept
-        : base(core, std::move(token))
+        : base(core, buffers, std::move(token))
     {
-        this->state_.buffers = buffers.data();
-        this->state_.count = detail::checked_length(buffers.size());
     }
 
     receive_awaitable(Core* core, mutable_buffer single, std::stop_token token) noexcept
-        : base(core, std::move(token)), single_(single)
+        : base(core, single, std::move(token))
     {
-        this->state_.buffers = &single_;
-        this->state_.count = 1;
     }
 
-    bool await_ready() noexcept
-    {
-        if (this->core_ == nullptr) {
-            this->state_.result = receive_result::not_open;
-            return true;
-        }
-        if (!detail::validate_buffers(this->state_.buffers, this->state_.count, this->state_.total)) {
-            this->state_.result = receive_result::invalid_argument;
-            return true;
-        }
-        return false;
-    }
+    bool await_ready() noexcept { return this->ready_without_start(); }
 
     bool await_suspend(std::coroutine_handle<> h) noexcept
     {
-        return this->suspend_and_start(
-            h,
-            [this] {
-                bool done = false;
-                if (this->core_->start_receive(this->state_, true, done) != start_result::started) {
-                    this->state_.result = receive_result::not_open;
-                    return false;
-                }
-                return !done;
-            },
-            [this] { this->state_.result = receive_result::cancelled; });
+        return this->suspend_and_start_op(h, [this](bool& done) { return this->core_->start_receive(this->state_, true, done); });
     }
 
     receive_outcome await_resume() const noexcept { return {this->state_.result, this->state_.received}; }
-
-private:
-    mutable_buffer single_{};
 };
 
 } // namespace asock

@@ -44,36 +44,21 @@
 namespace asock {
 
 template <class Core>
-class send_awaitable : detail::op_awaitable<Core, detail::send_op> {
-    using base = detail::op_awaitable<Core, detail::send_op>;
+class send_awaitable : detail::buffers_awaitable<Core, detail::send_op, const_buffer> {
+    using base = detail::buffers_awaitable<Core, detail::send_op, const_buffer>;
 
 public:
     send_awaitable(Core* core, std::span<const const_buffer> buffers, std::stop_token token) noexcept
-        : base(core, std::move(token))
+        : base(core, buffers, std::move(token))
     {
-        this->state_.buffers = buffers.data();
-        this->state_.count = detail::checked_length(buffers.size());
     }
 
     send_awaitable(Core* core, const_buffer single, std::stop_token token) noexcept
-        : base(core, std::move(token)), single_(single)
+        : base(core, single, std::move(token))
     {
-        this->state_.buffers = &single_;
-        this->state_.count = 1;
     }
 
-    bool await_ready() noexcept
-    {
-        if (this->core_ == nullptr) {
-            this->state_.result = send_result::not_open;
-            return true;
-        }
-        if (!detail::validate_buffers(this->state_.buffers, this->state_.count, this->state_.total)) {
-            this->state_.result = send_result::invalid_argument;
-            return true;
-        }
-        return false;
-    }
+    bool await_ready() noexcept { return this->ready_without_start(); }
 
     bool await_suspend(std::coroutine_handle<> h) noexcept
     {
@@ -94,9 +79,6 @@ public:
     }
 
     send_result await_resume() const noexcept { return this->state_.result; }
-
-private:
-    const_buffer single_{};
 };
 
 } // namespace asock

@@ -39,28 +39,11 @@ public:
         this->state_.issue_context = context;
     }
 
-    bool await_ready() noexcept
-    {
-        if (this->core_ == nullptr) {
-            this->state_.result = notify_io_result::not_open;
-            return true;
-        }
-        return false;
-    }
+    bool await_ready() noexcept { return this->no_socket(); }
 
     bool await_suspend(std::coroutine_handle<> h) noexcept
     {
-        return this->suspend_and_start(
-            h,
-            [this] {
-                bool done = false;
-                if (this->core_->start_overlapped(this->state_, done) != start_result::started) {
-                    this->state_.result = notify_io_result::not_open;
-                    return false;
-                }
-                return !done;
-            },
-            [this] { this->state_.result = notify_io_result::cancelled; });
+        return this->suspend_and_start_op(h, [this](bool& done) { return this->core_->start_overlapped(this->state_, done); });
     }
 
     overlapped_outcome await_resume() const noexcept
