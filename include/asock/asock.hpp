@@ -1,8 +1,9 @@
-// asock/asock.hpp: everything, with the current platform's defaults.
+// asock/asock.hpp: everything, with the default backend's names (asock/default_platform.hpp).
 #pragma once
 
 #include <asock/async_socket.hpp>
 #include <asock/buffer.hpp>
+#include <asock/default_platform.hpp>
 #include <asock/engine_ref.hpp>
 #include <asock/platform.hpp>
 #include <asock/results.hpp>
@@ -12,24 +13,10 @@
 #include <asock/tcp.hpp>
 #include <asock/transport.hpp>
 
-#if defined(__linux__)
-#include <asock/linux/epoll_platform.hpp>
-#elif defined(_WIN32)
-#include <asock/win32/win32_platform.hpp>
-#else
-#error "asock: no backend for this platform yet"
-#endif
-
 namespace asock {
 
-#if defined(__linux__)
-/// The platform policy of this build: epoll on Linux.
-using default_platform = linux_epoll::epoll_platform;
-#elif defined(_WIN32)
-/// The platform policy of this build: threadpool IO on Windows.
-using default_platform = win32::win32_platform;
-#endif
-
+// asock::default_platform (asock/default_platform.hpp): epoll on Linux,
+// threadpool IO on Windows, or what ASOCK_DEFAULT_BACKEND chose.
 using engine = default_platform::engine_type;
 using engine_options = default_platform::engine_options;
 using tcp_socket = async_socket<default_platform>;

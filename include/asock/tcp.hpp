@@ -1,10 +1,8 @@
-// asock/tcp.hpp: TCP connect and listen/accept helpers for the current platform.
+// asock/tcp.hpp: TCP connect and listen/accept helpers (tcp_connect<Platform>,
+// tcp_listener<Platform>) of the default backend (asock/default_platform.hpp):
+// asock/posix/tcp_posix.hpp for epoll, asock/win32/tcp_win32.hpp for Windows.
 #pragma once
 
-#if defined(__linux__)
-#include <asock/linux/tcp_posix.hpp>
-#elif defined(_WIN32)
-#include <asock/win32/tcp_win32.hpp>
-#else
-#error "asock: no TCP helpers for this platform yet"
-#endif
+#include <asock/default_platform.hpp>
+
+#include ASOCK_DEFAULT_TCP_HEADER

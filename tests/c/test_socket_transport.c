@@ -108,6 +108,8 @@ static void test_connect_fails_on_bad_arguments_a_server_or_a_refused_port(void)
     CHECK(socket_transport_connect(c, NULL, port, 1000) != 0);
     CHECK(socket_transport_connect(c, "127.0.0.1", port, SUPPORT_WAIT_LIMIT_MS) != 0); /* refused */
     CHECK(!socket_transport_is_valid_socket(c));
+    CHECK(socket_transport_connect(c, "not a valid address at all", port, 1000) != 0); /* does not resolve */
+    CHECK(!socket_transport_is_valid_socket(c));
     s = socket_transport_create_server();
     REQUIRE(s != NULL);
     CHECK(socket_transport_connect(s, "127.0.0.1", port, 1000) != 0); /* a server does not connect */

@@ -42,14 +42,10 @@
 // known to fail today ("[!mayfail]"), or to nothing. conformance_test.cpp says
 // at each test what the gap is. Remove the tag here when the backend is fixed.
 
-/// A receive gives WSARecv only its first 64 buffers (detail::max_wsabuf), so
-/// it completes with at most what those hold.
-#define CONFORMANCE_GAP_RECEIVE_PAST_64_BUFFERS "[!mayfail]"
-/// A send pending when the peer resets completed `error` (01_067: any
-/// io_result but NO_ERROR), where the contract says `abandoned`. The backend
-/// in the working tree already maps a connection-gone error to `abandoned`
-/// and the test passes: drop this tag once that change is in.
-#define CONFORMANCE_GAP_SEND_ABANDONED_ON_RESET "[!mayfail]"
+/// (none: a receive goes on past 64 buffers while bytes wait, and a send
+/// pending at a reset completes `abandoned`, as on Linux)
+#define CONFORMANCE_GAP_RECEIVE_PAST_64_BUFFERS ""
+#define CONFORMANCE_GAP_SEND_ABANDONED_ON_RESET ""
 /// notify_io_async always fails (04_002): start_result::not_open.
 #define CONFORMANCE_GAP_NOTIFY_IO "[!mayfail]"
 /// A stop request on a send whose WSASend is outstanding fails the send
@@ -76,6 +72,18 @@ public:
             std::abort();
         }
         os_.emplace(true); // aborts cancelled calls only; posted work runs in settle()
+        // FIONREAD: the bytes the peer sent that no receive took yet (called
+        // with the fake's lock held, from the thread completing a call: settle()).
+        asock_wtest::fake().readable_now = [this](SOCKET s) -> u_long {
+            const auto it = peers_.find(s);
+            std::size_t n = 0;
+            if (it != peers_.end()) {
+                for (const std::string& chunk : it->second.inbound) {
+                    n += chunk.size();
+                }
+            }
+            return static_cast<u_long>(n);
+        };
     }
     ~backend()
     {
@@ -83,6 +91,7 @@ public:
         os_.reset();
         asock_wtest::fake().run_work();
         asock_wtest::fake().on_create_io = nullptr;
+        asock_wtest::fake().readable_now = nullptr;
         engine_->dec_ref();
     }
     backend(const backend&) = delete;

@@ -337,6 +337,8 @@ TEST_CASE("asock::connect reports connection refused", "[integration][tcp]")
     auto outcome = it::run(*engine, asock::connect(*engine, "127.0.0.1", port));
     CHECK_FALSE(outcome);
     CHECK(outcome.error == std::errc::connection_refused);
+    CHECK_FALSE(outcome.error.message().empty()); // the system's text (system:111 "Connection refused")
+    CHECK(outcome.error.message() != "Unknown error");
     CHECK_FALSE(outcome.socket.valid());
     ::close(fd);
     it::drain(*engine);

@@ -14,6 +14,9 @@
 //   calls wait in `outstanding` until the test completes them:
 //   complete_send / complete_recv / complete_recv_error / abort_cancelled.
 //   The callback runs on the calling thread, with the fake's lock released.
+// - ioctlsocket(FIONREAD) (the layer's bytes_readable) answers from a
+//   per-socket script too: script_readable(s, n); unscripted, `readable_now`
+//   answers when set, else 0 bytes wait.
 // - A call has two ends, as in the OS: it finishes in the kernel (its result is
 //   then readable through WSAGetOverlappedResult, the `overlapped_result` of
 //   the layer), and later its completion packet reaches the IO callback.
@@ -138,6 +141,8 @@ struct call_record {
 struct fake_socket {
     std::deque<call_step> send_script;
     std::deque<call_step> recv_script;
+    std::deque<u_long> readable; // what FIONREAD answers, in turn (then 0)
+    int fionread_error = 0;      // FIONREAD fails with this (0: it does not)
     std::string wire; // every byte a completed send delivered, in order
     int shutdowns = 0;
     int closes = 0;
@@ -168,6 +173,10 @@ public:
     std::function<void()> on_create_io;
     std::function<void()> on_wait_io_callbacks;
     std::function<void(const call_record&)> on_wsa_send; ///< before the script answers
+    /// When set, answers ioctlsocket(FIONREAD) on a socket that has no
+    /// scripted answer left (called with the fake's lock held: it must not
+    /// call the fake). A driver that plays the peer reports its unread bytes.
+    std::function<u_long(SOCKET)> readable_now;
 
     void reset()
     {
@@ -181,6 +190,7 @@ public:
         on_create_io = nullptr;
         on_wait_io_callbacks = nullptr;
         on_wsa_send = nullptr;
+        readable_now = nullptr;
         calls_.clear();
         sockets_.clear();
         outstanding_.clear();
@@ -206,6 +216,13 @@ public:
     {
         std::lock_guard lk(mu_);
         sockets_[s].recv_script.push_back(step);
+    }
+    /// The next ioctlsocket(FIONREAD) on `s` answers `n` bytes waiting (each
+    /// scripted answer is used once; unscripted: 0).
+    void script_readable(SOCKET s, u_long n)
+    {
+        std::lock_guard lk(mu_);
+        sockets_[s].readable.push_back(n);
     }
     static call_step pending() { return {call_step::kind::pending, 0}; }
     static call_step done_now() { return {call_step::kind::done_now, 0}; }
@@ -766,6 +783,24 @@ public:
         *error = c->kernel_error;
         return true;
     }
+    int bytes_readable(SOCKET s, u_long* n)
+    {
+        std::lock_guard lk(mu_);
+        calls_.push_back("ioctlsocket(FIONREAD)");
+        fake_socket& fs = sockets_[s];
+        if (fs.fionread_error != 0) {
+            tls_last_error() = fs.fionread_error;
+            return SOCKET_ERROR;
+        }
+        *n = 0;
+        if (!fs.readable.empty()) {
+            *n = fs.readable.front();
+            fs.readable.pop_front();
+        } else if (readable_now) {
+            *n = readable_now(s);
+        }
+        return 0;
+    }
     int shutdown(SOCKET s)
     {
         std::lock_guard lk(mu_);
@@ -923,6 +958,7 @@ struct fake_win32 {
     {
         return fake().overlapped_result(s, ov, bytes, error);
     }
+    static int bytes_readable(SOCKET s, u_long* n) noexcept { return fake().bytes_readable(s, n); }
     static int shutdown(SOCKET s) noexcept { return fake().shutdown(s); }
     static int closesocket(SOCKET s) noexcept { return fake().closesocket(s); }
     static bool is_socket(SOCKET s) noexcept { return fake().is_socket(s); }

@@ -7,6 +7,9 @@
 
 #include <fmt/format.h>
 
+#include <string>
+#include <system_error>
+#include <type_traits>
 #include <utility>
 
 using asock_wtest::win32_harness;
@@ -75,7 +78,79 @@ TEST_CASE("tcp: connecting to a port nobody listens on is refused", "[win32][tcp
     const outcome r = sc::run(*e, asock::connect(*e, "127.0.0.1", port), "refused connect");
     CHECK_FALSE(static_cast<bool>(r));
     CHECK(r.error == std::errc::connection_refused);
+    // The code the OS gave, in a category whose text is the system's (mingw's
+    // generic_category() has none for ECONNREFUSED: "Unknown error").
+    const std::string message = r.error.message();
+    INFO(r.error.category().name() << ":" << r.error.value() << " " << message);
+    CHECK(r.error.category() == asock::win32::system_error_category());
+    CHECK_FALSE(message.empty());
+    CHECK(message != "Unknown error");
     CHECK_FALSE(r.socket.valid());
+}
+
+TEST_CASE("tcp: an unresolvable name is a resolution error with the system's text", "[win32][tcp][resolve]")
+{
+    auto e = engine_with(1);
+    auto listened = asock::tcp_listener_t::listen(*e, "not a valid address at all", 0);
+    CHECK_FALSE(static_cast<bool>(listened));
+    CHECK_FALSE(listened.listener.valid());
+    const std::error_code ec = listened.error;
+    const std::string message = ec.message();
+    INFO(ec.category().name() << ":" << ec.value() << " " << message);
+    CHECK(ec.category() == asock::resolve_category());
+    CHECK(std::string(ec.category().name()) == "asock.resolve");
+    CHECK(ec.value() != 0); // a WSA code: WSAHOST_NOT_FOUND, or WSATRY_AGAIN without a name server
+    CHECK_FALSE(message.empty());
+    CHECK(message != "Unknown error");
+    const outcome c = sc::run(*e, asock::connect(*e, "not a valid address at all", 80), "connect to no name");
+    CHECK(c.error == ec); // connect reports it the same way
+    CHECK_FALSE(c.socket.valid());
+}
+
+TEST_CASE("asock::win32::system_error_category: the system's text, and the portable conditions",
+          "[win32][tcp]")
+{
+    const std::error_category& cat = asock::win32::system_error_category();
+    CHECK(std::string(cat.name()) == "asock.win32");
+    // A completion's code and Winsock's code for one failure compare alike.
+    for (const int code : {static_cast<int>(ERROR_CONNECTION_REFUSED), static_cast<int>(WSAECONNREFUSED)}) {
+        const std::error_code ec(code, cat);
+        INFO(code << " " << ec.message());
+        CHECK(ec == std::errc::connection_refused);
+        CHECK_FALSE(ec.message().empty());
+        CHECK(ec.message() != "Unknown error");
+        CHECK(ec.message().back() != '\n'); // FormatMessage's line break is trimmed
+    }
+    CHECK(std::error_code(ERROR_OPERATION_ABORTED, cat) == std::errc::operation_canceled);
+    CHECK(std::error_code(WSAETIMEDOUT, cat) == std::errc::timed_out);
+    CHECK(std::error_code(ERROR_SEM_TIMEOUT, cat) == std::errc::timed_out);
+    CHECK(std::error_code(WSAENETUNREACH, cat) == std::errc::network_unreachable);
+    CHECK(std::error_code(ERROR_HOST_UNREACHABLE, cat) == std::errc::host_unreachable);
+    CHECK(std::error_code(WSAECONNRESET, cat) == std::errc::connection_reset);
+    CHECK(std::error_code(WSAEADDRINUSE, cat) == std::errc::address_in_use);
+    CHECK(std::error_code(WSAECONNREFUSED, cat) != std::errc::timed_out);
+    // A code without a portable condition is itself.
+    CHECK(std::error_code(WSAHOST_NOT_FOUND, cat).default_error_condition() ==
+          std::error_condition(WSAHOST_NOT_FOUND, cat));
+    // A code the system has no text for still says something.
+    CHECK_FALSE(std::error_code(0x2FFFFFFF, cat).message().empty());
+}
+
+TEST_CASE("the default backend here is the threadpool IO, and its policy states every trait", "[win32][traits]")
+{
+    STATIC_REQUIRE(std::is_same_v<asock::default_platform, asock::win32::win32_platform>);
+    CHECK(std::string(asock::default_backend_name) == "win32");
+    using traits = asock::platform_traits<asock::default_platform>;
+    STATIC_REQUIRE_FALSE(traits::supports_notify_io);
+    STATIC_REQUIRE_FALSE(traits::supports_custom_transport);
+    STATIC_REQUIRE_FALSE(traits::accepts_null_engine);
+    STATIC_REQUIRE(traits::wants_blocking_handles);
+    REQUIRE(traits::start_socket_library()); // WSAStartup, counted
+    traits::stop_socket_library();
+    const auto options = traits::engine_options_for(2, 6);
+    CHECK(options.threads == asock::win32::engine_options::unset); // a pool between min and max, not a caller-run loop
+    CHECK(options.min_threads == 2);
+    CHECK(options.max_threads == 6);
 }
 
 TEST_CASE("tcp: a stop request cancels connect and accept", "[win32][tcp][cancel]")

@@ -57,11 +57,13 @@ constexpr SOCKET sock_b = 101;
 /// for (ERROR_OPERATION_ABORTED), as the OS would, so that a socket destroyed
 /// with calls outstanding can close; tests that deliver those completions
 /// themselves pass false.
+/// `options` chooses the engine (`{.threads = 0}`: one whose loop the test
+/// runs with run() / run_one() / poll()).
 struct fixture {
-    explicit fixture(bool auto_abort = true)
+    explicit fixture(bool auto_abort = true, const asock::win32::engine_options& options = {})
     {
         fake().reset();
-        engine = fake_engine::create({});
+        engine = fake_engine::create(options);
         REQUIRE(engine != nullptr);
         if (auto_abort) {
             aborter.emplace(true);

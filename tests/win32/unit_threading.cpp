@@ -32,6 +32,42 @@ asock::task<asock::receive_outcome> receive_some(fake_socket_t& s, char* buf, st
     co_return co_await s.receive_async(asock::buffer(buf, n), std::move(token));
 }
 
+asock::task<asock::receive_outcome> receive_into(fake_socket_t& s, std::span<const mutable_buffer> bufs,
+                                                 std::stop_token token = {})
+{
+    co_return co_await s.receive_async(bufs, std::move(token));
+}
+
+struct logged_item : asock::detail::work_item {
+    std::vector<int>* log = nullptr;
+    int id = 0;
+    fake_engine* engine = nullptr;
+    logged_item* then_post = nullptr; ///< posted by this item when it runs
+    bool stop = false;                ///< calls engine->stop() when it runs
+    bool on_loop = false;             ///< running_in_this_thread() inside run
+    std::thread::id thread;
+    int runs = 0;
+
+    logged_item(std::vector<int>& l, int i, fake_engine* e) : log(&l), id(i), engine(e)
+    {
+        run = [](asock::detail::work_item* w) {
+            auto* self = static_cast<logged_item*>(w);
+            ++self->runs;
+            self->log->push_back(self->id);
+            self->thread = std::this_thread::get_id();
+            self->on_loop = self->engine->running_in_this_thread();
+            if (self->then_post != nullptr) {
+                self->engine->post(self->then_post);
+            }
+            if (self->stop) {
+                self->engine->stop();
+            }
+        };
+    }
+};
+
+const asock::win32::engine_options no_threads{.threads = 0};
+
 } // namespace
 
 // ---- close ------------------------------------------------------------------------------
@@ -248,7 +284,62 @@ TEST_CASE("close while completions arrive on another thread: every operation com
     }
 }
 
+TEST_CASE("close during a later batch of a long receive reports the bytes the earlier batches got",
+          "[win32][close][receive]")
+{
+    fixture f; // its helper thread completes the cancelled calls, as the OS would
+    fake_socket_t s = f.open_socket();
+    receive_probe r(150, 150);
+    REQUIRE(r.start(s) == start_result::started);
+    fake().script_readable(sock_a, 10);
+    REQUIRE(fake().complete_recv(sock_a, std::string(64, 'x')));
+    REQUIRE(r.calls == 0); // the second batch is outstanding
+    SECTION("the later batch got nothing yet")
+    {
+        s.close();
+        CHECK(r.calls == 1);
+        CHECK(r.result == receive_result::ok); // not abandoned: 64 bytes were received
+        CHECK(r.bytes == 64);
+        CHECK(r.got() == std::string(64, 'x'));
+    }
+    SECTION("the later batch got bytes just before the cancel reached it")
+    {
+        REQUIRE(fake().finish_recv_in_kernel(sock_a, "yyy"));
+        s.close();
+        CHECK(r.calls == 1);
+        CHECK(r.result == receive_result::ok);
+        CHECK(r.bytes == 67);
+        CHECK(r.got() == std::string(64, 'x') + "yyy");
+    }
+    CHECK(s.state() == socket_state::closed);
+    CHECK(fake().count("WSARecv") == 2);
+}
+
 // ---- cancellation ----------------------------------------------------------------------------
+
+TEST_CASE("cancel: a stop request during a later batch of a long receive completes it OK with the earlier bytes",
+          "[win32][cancel][receive]")
+{
+    fixture f{false};
+    fake_socket_t s = f.open_socket();
+    std::vector<char> storage(150, '\0');
+    std::vector<mutable_buffer> bufs;
+    for (char& c : storage) {
+        bufs.push_back({&c, 1});
+    }
+    std::stop_source stop;
+    detached_result<asock::receive_outcome> out;
+    start_detached(receive_into(s, bufs, stop.get_token()), out);
+    fake().script_readable(sock_a, 3);
+    REQUIRE(fake().complete_recv(sock_a, std::string(64, 'x')));
+    REQUIRE_FALSE(out.done);
+    stop.request_stop(); // the second batch is outstanding: CancelIoEx
+    CHECK(fake().cancel_requested(sock_a, kind::recv));
+    CHECK(fake().abort_cancelled() == 1);
+    REQUIRE(out.done);
+    CHECK(out.value->result == receive_result::ok); // cancelled means 0 bytes: these 64 were received
+    CHECK(out.value->bytes_received == 64);
+}
 
 TEST_CASE("cancel: a stop requested before the start completes CANCELLED with no call", "[win32][cancel]")
 {
@@ -534,4 +625,281 @@ TEST_CASE("post_completion: delivered on an engine thread, or by close() if that
     CHECK(q.result == send_result::ok);
     fake().run_work();
     CHECK(q.calls == 1);
+}
+
+// ---- an engine without threads (threads = 0): the caller runs the loop -----------------------------------------
+
+TEST_CASE("engine without threads: created with no engine threads; run_one and poll return 0 with nothing queued",
+          "[win32][engine][loop]")
+{
+    fixture f{false, no_threads};
+    CHECK(f.engine->thread_count() == 0);
+    CHECK(f.engine->caller_runs_loop());
+    CHECK(f.engine->loop_unattended());
+    // A pool of one thread for the IO completions; no work object: posts wait for the loop.
+    CHECK(fake().calls() == std::vector<std::string>{"WSAStartup", "CreateThreadpool", "SetThreadpoolThreadMinimum(1)",
+                                                     "InitializeThreadpoolEnvironment", "SetThreadpoolCallbackPool"});
+    CHECK(f.engine->poll() == 0);
+    CHECK(f.engine->run_one(0) == 0);
+    CHECK(f.engine->run_one(1) == 0);
+    CHECK_FALSE(f.engine->running_in_this_thread());
+}
+
+TEST_CASE("engine options: threads = 0 means the caller runs the loop; min / max without threads (the C API's form) "
+          "is a pool",
+          "[win32][engine][loop]")
+{
+    fake().reset();
+    SECTION("default: a pool of 4")
+    {
+        fake_engine* e = fake_engine::create({});
+        REQUIRE(e != nullptr);
+        CHECK(e->thread_count() == 4);
+        CHECK_FALSE(e->caller_runs_loop());
+        CHECK_FALSE(e->loop_unattended());
+        e->dec_ref();
+    }
+    SECTION("min_threads / max_threads without threads, as execution_engine_create passes them")
+    {
+        fake_engine* e = fake_engine::create({.min_threads = 4, .max_threads = 0});
+        REQUIRE(e != nullptr);
+        CHECK(e->thread_count() == 4);
+        CHECK_FALSE(e->caller_runs_loop());
+        CHECK(fake().count("SetThreadpoolThreadMinimum(4)") == 1);
+        CHECK(fake().count("CreateThreadpoolWork") == 1);
+        e->dec_ref();
+    }
+    SECTION("threads 0: the caller runs the loop, whatever min / max say")
+    {
+        fake_engine* e = fake_engine::create({.threads = 0, .min_threads = 4});
+        REQUIRE(e != nullptr);
+        CHECK(e->thread_count() == 0);
+        CHECK(e->caller_runs_loop());
+        CHECK(fake().count("CreateThreadpoolWork") == 0);
+        e->dec_ref();
+        CHECK(fake().count("CloseThreadpool") == 1);
+        CHECK(fake().wsa_cleanups() == 1);
+    }
+}
+
+TEST_CASE("engine without threads: completions run only inside poll / run_one, on the calling thread, never on the "
+          "pool thread that received them",
+          "[win32][engine][loop][threading]")
+{
+    fixture f{false, no_threads};
+    fake_socket_t s = f.open_socket();
+    static fake_engine* engine = nullptr;
+    static bool receive_on_loop = false;
+    engine = f.engine;
+    receive_on_loop = false;
+    receive_probe r;
+    send_probe p("ping");
+    r.then = [](receive_probe&) { receive_on_loop = engine->running_in_this_thread(); };
+    REQUIRE(r.start(s) == start_result::started);
+    REQUIRE(p.start(s) == send_sync_result::ok);
+    // A pool thread receives both completions (threadpool IO always does).
+    std::thread pool([] {
+        fake().complete_recv(sock_a, "data");
+        fake().complete_send(sock_a);
+    });
+    pool.join();
+    CHECK(r.calls == 0); // settled, but handed to the loop
+    CHECK(p.calls == 0);
+    CHECK(fake().pending_work() == 0); // nothing was submitted to the pool
+    CHECK(f.engine->poll() >= 1);
+    CHECK(r.calls == 1);
+    CHECK(r.result == receive_result::ok);
+    CHECK(r.got() == "data");
+    CHECK(receive_on_loop);
+    CHECK(p.calls == 1);
+    CHECK(p.result == send_result::ok);
+    CHECK(p.thread == std::this_thread::get_id());
+    CHECK(f.engine->poll() == 0);
+    CHECK_FALSE(f.engine->running_in_this_thread());
+}
+
+TEST_CASE("engine without threads: a co_await resumes inside the loop; run_one waits for a completion from the pool",
+          "[win32][engine][loop][awaitable]")
+{
+    fixture f{false, no_threads};
+    fake_socket_t s = f.open_socket();
+    char buf[8];
+    detached_result<asock::receive_outcome> out;
+    start_detached(receive_some(s, buf, sizeof buf), out);
+    std::thread pool([&] {
+        // Completes once this thread is waiting inside run_one(-1).
+        wait_until("the loop runs", [&] { return !f.engine->loop_unattended(); });
+        fake().complete_recv(sock_a, "abc");
+    });
+    CHECK(f.engine->run_one(-1) >= 1);
+    pool.join();
+    REQUIRE(out.done);
+    CHECK(out.value->result == receive_result::ok);
+    CHECK(std::string(buf, out.value->bytes_received) == "abc");
+}
+
+TEST_CASE("engine without threads: sync_wait(engine, awaitable) runs the loop on the calling thread",
+          "[win32][engine][loop][awaitable]")
+{
+    fixture f{false, no_threads};
+    fake_socket_t s = f.open_socket();
+    std::thread pool([&] {
+        wait_until("the receive and the loop", [&] {
+            return fake().outstanding_count(sock_a, kind::recv) == 1 && !f.engine->loop_unattended();
+        });
+        fake().complete_recv(sock_a, "hey");
+    });
+    char buf[8];
+    const asock::receive_outcome r = asock::sync_wait(*f.engine, s.receive_async(asock::buffer(buf, sizeof buf)));
+    pool.join();
+    CHECK(r.result == receive_result::ok);
+    CHECK(std::string(buf, r.bytes_received) == "hey");
+}
+
+TEST_CASE("engine without threads: posted work runs in order only inside run / run_one / poll; stop and restart",
+          "[win32][engine][loop]")
+{
+    fixture f{false, no_threads};
+    std::vector<int> log;
+    logged_item a(log, 1, f.engine), b(log, 2, f.engine), c(log, 3, f.engine);
+    f.engine->post(&a);
+    f.engine->post(&b);
+    f.engine->post(&c);
+    CHECK(fake().pending_work() == 0);
+    CHECK(log.empty()); // not run inside post
+    CHECK(f.engine->poll() == 3);
+    CHECK(log == std::vector<int>{1, 2, 3});
+    CHECK(a.on_loop);
+    CHECK(a.thread == std::this_thread::get_id());
+
+    logged_item d(log, 4, f.engine), e(log, 5, f.engine);
+    d.then_post = &e; // posted from inside the loop: runs in the same run, after d
+    e.stop = true;
+    f.engine->post(&d);
+    CHECK(f.engine->run() == 2); // returns because e stopped it
+    CHECK(log == std::vector<int>{1, 2, 3, 4, 5});
+    CHECK(f.engine->stopped());
+    CHECK(f.engine->run() == 0); // stopped: returns at once
+    f.engine->restart();
+    CHECK_FALSE(f.engine->stopped());
+    logged_item g(log, 6, f.engine);
+    g.stop = true;
+    f.engine->post(&g);
+    f.engine->run();
+    CHECK(log == std::vector<int>{1, 2, 3, 4, 5, 6});
+}
+
+TEST_CASE("engine without threads: close on the caller's thread outside the loop completes every operation before "
+          "it returns, without the loop",
+          "[win32][engine][loop][close]")
+{
+    fixture f{true, no_threads}; // its helper thread completes the cancelled calls, as the OS would
+    fake_socket_t s = f.open_socket();
+    receive_probe r1, r2;
+    send_probe s1("one"), s2("two");
+    REQUIRE(r1.start(s) == start_result::started);
+    REQUIRE(r2.start(s) == start_result::started);
+    REQUIRE(s1.start(s) == send_sync_result::ok);
+    REQUIRE(s2.start(s) == send_sync_result::ok);
+    char buf[8];
+    detached_result<asock::receive_outcome> awaited;
+    start_detached(receive_some(s, buf, sizeof buf), awaited); // queued behind r1 and r2
+    std::thread([] { fake().complete_send(sock_a); }).join(); // s1 is done; its delivery waits for the loop
+    REQUIRE(s1.calls == 0);
+    s.close(); // never runs the loop; nobody else does either
+    CHECK(s.state() == socket_state::closed);
+    CHECK(s1.calls == 1);
+    CHECK(s1.result == send_result::ok);
+    CHECK(s1.thread == std::this_thread::get_id());
+    for (auto* p : {&r1, &r2}) {
+        CHECK(p->calls == 1);
+        CHECK(p->result == receive_result::abandoned);
+    }
+    CHECK(s2.calls == 1);
+    CHECK(s2.result == send_result::abandoned);
+    // The awaiter completed too; its coroutine resumes in the loop, not inside close().
+    CHECK_FALSE(awaited.done);
+    CHECK(f.engine->poll() >= 1);
+    REQUIRE(awaited.done);
+    CHECK(awaited.value->result == receive_result::abandoned);
+    CHECK(s1.calls == 1); // the loop's stale delivery finds nothing more
+}
+
+TEST_CASE("engine without threads: destroy from a callback run by the loop completes the socket's other operations "
+          "before it returns; the last packet finishes the close on the pool",
+          "[win32][engine][loop][destroy]")
+{
+    fixture f{false, no_threads};
+    receive_probe r;
+    send_probe p("pending");
+    auto s = std::make_unique<fake_socket_t>(f.open_socket());
+    r.user = &s;
+    static send_probe* other = nullptr;
+    static int other_calls_at_destroy = -1;
+    other = &p;
+    other_calls_at_destroy = -1;
+    r.then = [](receive_probe& probe) {
+        static_cast<std::unique_ptr<fake_socket_t>*>(probe.user)->reset();
+        other_calls_at_destroy = other->calls.load();
+    };
+    REQUIRE(r.start(*s) == start_result::started);
+    REQUIRE(p.start(*s) == send_sync_result::ok);
+    const auto refs = f.engine->use_count();
+    std::thread([] { fake().complete_recv(sock_a, "x"); }).join();
+    CHECK(r.calls == 0);
+    CHECK(f.engine->poll() >= 1); // the receive's callback destroys the socket
+    CHECK(r.calls == 1);
+    CHECK(s == nullptr);
+    CHECK(other_calls_at_destroy == 1); // the send was completed (abandoned) before the destroy returned
+    CHECK(p.result == send_result::abandoned);
+    CHECK(fake().sock(sock_a).closes == 0); // the send's packet is still to come
+    CHECK(f.engine->use_count() == refs);   // the close holds an engine reference until then
+    std::thread([] { fake().abort_cancelled(); }).join(); // the pool receives it
+    CHECK(fake().sock(sock_a).closes == 1);
+    CHECK(f.engine->use_count() == refs - 1);
+    CHECK(p.calls == 1);
+    CHECK(f.engine->poll() == 0);
+}
+
+TEST_CASE("engine without threads: the last reference dropped inside run_one destroys the engine as run_one returns",
+          "[win32][engine][loop]")
+{
+    fake().reset();
+    fake_engine* e = fake_engine::create(no_threads);
+    REQUIRE(e != nullptr);
+    struct dropper : asock::detail::work_item {
+        fake_engine* engine = nullptr;
+        bool on_loop = false;
+    } last;
+    last.engine = e;
+    last.run = [](asock::detail::work_item* w) {
+        auto* self = static_cast<dropper*>(w);
+        self->on_loop = self->engine->running_in_this_thread();
+        self->engine->dec_ref(); // the only reference
+    };
+    std::vector<int> log;
+    logged_item after(log, 1, e); // queued behind it: still runs, in the same run_one
+    e->post(&last);
+    e->post(&after);
+    e->run_one(0);
+    CHECK(last.on_loop);
+    CHECK(after.runs == 1);
+    CHECK(after.thread == std::this_thread::get_id());
+    CHECK(fake().wsa_cleanups() == 1); // destroyed, once, on this thread
+    CHECK(fake().count("CloseThreadpool") == 1);
+}
+
+TEST_CASE("engine without threads: work the loop never ran runs when the engine is destroyed", "[win32][engine][loop]")
+{
+    fake().reset();
+    fake_engine* e = fake_engine::create(no_threads);
+    REQUIRE(e != nullptr);
+    std::vector<int> log;
+    logged_item a(log, 1, e), b(log, 2, e);
+    a.then_post = &b; // posted while the engine is being destroyed
+    e->post(&a);
+    e->dec_ref();
+    CHECK(log == std::vector<int>{1, 2});
+    CHECK(a.on_loop);
+    CHECK(fake().wsa_cleanups() == 1);
 }

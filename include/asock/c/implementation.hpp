@@ -12,13 +12,18 @@
 // buffer array (the spec lets the caller reuse that array as soon as the call
 // returns). The record is freed just before its C callback is called.
 //
-// Platforms: Linux (the epoll backend) and Windows (the threadpool-IO
-// backend); the socket transport (detail/socket_transport.hpp) sits on
-// socket_transport_posix.hpp or socket_transport_win32.hpp. Where the two
+// Platforms: the shim runs on asock::default_platform (asock/default_platform.hpp:
+// the epoll backend on Linux, the threadpool-IO backend on Windows, or what
+// the CMake option ASOCK_DEFAULT_BACKEND chose); the socket transport
+// (detail/socket_transport.hpp) sits on that backend's socket API layer
+// (socket_transport_posix.hpp or socket_transport_win32.hpp). Where the two
 // specifications differ, each platform keeps its own (spec README, item 3 and
-// 8): on Windows a NULL execution engine is refused (01_002), custom
-// transports are not available (04_001) and notify_io_async always fails
-// (04_002).
+// 8), and the shim asks the platform policy which applies
+// (asock::platform_traits, asock/platform.hpp): whether a NULL execution
+// engine is accepted (Windows 01_002: refused), custom transports exist
+// (04_001: not on Windows), notify_io_async can work (04_002: not on
+// Windows), what platform_init starts (Winsock), how the engine parameters
+// map to engine options, and whether open() wants a blocking socket.
 #pragma once
 
 // MSVC reports the language version in _MSVC_LANG (__cplusplus stays 199711L
@@ -36,16 +41,10 @@
 
 #include <asock/async_socket.hpp>
 #include <asock/buffer.hpp>
+#include <asock/default_platform.hpp>
+#include <asock/platform.hpp>
 #include <asock/results.hpp>
 #include <asock/transport.hpp>
-
-#if defined(_WIN32)
-#include <asock/win32/win32_platform.hpp>
-#elif defined(__linux__)
-#include <asock/linux/epoll_platform.hpp>
-#else
-#error "asock C API: no backend for this platform (Linux epoll and Windows threadpool IO exist)"
-#endif
 #include <asock/c/detail/socket_transport.hpp>
 
 #include <cstddef>
@@ -53,17 +52,18 @@
 #include <limits>
 #include <mutex>
 #include <new>
+#include <type_traits>
 
 namespace asock::c_api {
 
-#if defined(_WIN32)
-using platform = asock::win32::win32_platform;
-#else
-using platform = asock::linux_epoll::epoll_platform;
-#endif
+using platform = asock::default_platform;
+/// What the platform offers and needs beyond the contract (asock/platform.hpp).
+using traits = asock::platform_traits<platform>;
 using engine_type = platform::engine_type;
 using socket_type = asock::async_socket<platform>;
 using native_handle = platform::native_handle_type;
+static_assert(std::is_same_v<native_handle, transport::native_socket>,
+              "the socket transport's sockets are the backend's native handles");
 
 inline engine_type* to_engine(EXECUTION_ENGINE_HANDLE h) noexcept { return reinterpret_cast<engine_type*>(h); }
 inline EXECUTION_ENGINE_HANDLE to_handle(engine_type* e) noexcept
@@ -72,15 +72,8 @@ inline EXECUTION_ENGINE_HANDLE to_handle(engine_type* e) noexcept
 }
 
 /// The C API's socket handle as the backend's native handle (a Winsock SOCKET
-/// travels in a pointer-sized SOCKET_HANDLE on Windows).
-inline native_handle to_native(SOCKET_HANDLE h) noexcept
-{
-#if defined(_WIN32)
-    return static_cast<native_handle>(reinterpret_cast<std::uintptr_t>(h));
-#else
-    return static_cast<native_handle>(h);
-#endif
-}
+/// travels in a pointer-sized SOCKET_HANDLE on Windows), or invalid_handle.
+inline native_handle to_native(SOCKET_HANDLE h) noexcept { return transport::os::to_socket(h); }
 
 // ---- result conversions (the numeric values are shared; see results.hpp) ---
 
@@ -217,32 +210,37 @@ inline void owner_destroy(void* transport, native_handle) noexcept
 struct platform_state {
     std::mutex mu;
     unsigned init_count = 0;
-    engine_type* default_engine = nullptr; ///< Linux: the engine of a NULL execution engine.
+    /// The engine of a NULL execution engine, where the platform accepts one.
+    engine_type* default_engine = nullptr;
 };
 
-/// What the first platform_init sets up: on Linux a reference on the default
-/// engine (11_002 uses it); on Windows, Winsock (WSAStartup), which stays
-/// started until the matching last platform_deinit. Returns false on failure.
+/// What the first platform_init sets up, until the matching last
+/// platform_deinit: the OS's socket library (traits::start_socket_library;
+/// Windows: WSAStartup), and, where a NULL execution engine is accepted
+/// (11_002), a reference on the default engine. Returns false on failure
+/// (nothing left set up).
 inline bool platform_start(platform_state& g) noexcept
 {
-#if defined(_WIN32)
-    (void)g;
-    WSADATA data;
-    return ::WSAStartup(MAKEWORD(2, 2), &data) == 0;
-#else
-    g.default_engine = platform::acquire_default_engine();
-    return g.default_engine != nullptr;
-#endif
+    if (!traits::start_socket_library()) {
+        return false;
+    }
+    if constexpr (traits::accepts_null_engine) {
+        g.default_engine = platform::acquire_default_engine();
+        if (g.default_engine == nullptr) {
+            traits::stop_socket_library();
+            return false;
+        }
+    }
+    return true;
 }
 
+/// Undoes platform_start; `default_engine` is what it stored (or null).
 inline void platform_stop(engine_type* default_engine) noexcept
 {
-#if defined(_WIN32)
-    (void)default_engine;
-    ::WSACleanup();
-#else
-    default_engine->dec_ref();
-#endif
+    if (default_engine != nullptr) {
+        default_engine->dec_ref();
+    }
+    traits::stop_socket_library();
 }
 
 inline platform_state& platform_globals() noexcept
@@ -295,12 +293,12 @@ inline ASYNC_SOCKET_HANDLE create_socket(EXECUTION_ENGINE_HANDLE execution_engin
         transport = asock::custom_transport{&transport_send, s, &transport_recv, s};
     }
     if (execution_engine == nullptr) {
-#if defined(_WIN32)
-        delete s;
-        return nullptr; // WIN32 01_002: the engine supplies the PTP_POOL
-#else
-        s->socket = socket_type::on_default_engine(transport); // 11_002
-#endif
+        if constexpr (traits::accepts_null_engine) {
+            s->socket = socket_type::on_default_engine(transport); // 11_002
+        } else {
+            delete s;
+            return nullptr; // WIN32 01_002: the engine supplies the PTP_POOL
+        }
     } else if (transport.is_set()) {
         s->socket = socket_type(*to_engine(execution_engine), transport);
     } else {
@@ -373,20 +371,10 @@ ASOCK_C_API EXECUTION_ENGINE_HANDLE execution_engine_create(const EXECUTION_ENGI
     if (p.max_thread_count != 0 && p.max_thread_count < p.min_thread_count) {
         return nullptr;
     }
-#if defined(_WIN32)
-    // The thread pool's own minimum and maximum (SetThreadpoolThreadMinimum /
-    // Maximum); the pool grows between them as work arrives.
-    asock::win32::engine_options options;
-    options.threads = 0;
-    options.min_threads = static_cast<unsigned>(p.min_thread_count);
-    options.max_threads = static_cast<unsigned>(p.max_thread_count);
-    return asock::c_api::to_handle(asock::c_api::engine_type::create(options));
-#else
-    // A fixed pool: the minimum is what the engine starts (at least one thread,
-    // since C callers cannot run the loop themselves).
-    const unsigned threads = p.min_thread_count == 0 ? 1u : static_cast<unsigned>(p.min_thread_count);
-    return asock::c_api::to_handle(asock::c_api::engine_type::create(asock::linux_epoll::engine_options{threads}));
-#endif
+    // What the thread range means is the engine's (epoll: a fixed pool of the
+    // minimum, at least one thread; Windows: the pool's minimum and maximum).
+    return asock::c_api::to_handle(asock::c_api::engine_type::create(
+        asock::c_api::traits::engine_options_for(p.min_thread_count, p.max_thread_count)));
 }
 
 ASOCK_C_API void execution_engine_dec_ref(EXECUTION_ENGINE_HANDLE execution_engine)
@@ -414,19 +402,14 @@ ASOCK_C_API ASYNC_SOCKET_HANDLE async_socket_create_with_transport(EXECUTION_ENG
                                                                    ON_ASYNC_SOCKET_SEND on_send, void* on_send_context,
                                                                    ON_ASYNC_SOCKET_RECV on_recv, void* on_recv_context)
 {
-#if defined(_WIN32)
-    (void)execution_engine;
-    (void)on_send;
-    (void)on_send_context;
-    (void)on_recv;
-    (void)on_recv_context;
-    return nullptr; // WIN32 04_001: custom transports are not available on Windows
-#else
-    if (on_send == nullptr || on_recv == nullptr) {
-        return nullptr; // 04_002, 04_003
+    if constexpr (asock::c_api::traits::supports_custom_transport) {
+        if (on_send == nullptr || on_recv == nullptr) {
+            return nullptr; // 04_002, 04_003
+        }
+        return asock::c_api::create_socket(execution_engine, on_send, on_send_context, on_recv, on_recv_context);
+    } else {
+        return nullptr; // WIN32 04_001: custom transports are not available on Windows
     }
-    return asock::c_api::create_socket(execution_engine, on_send, on_send_context, on_recv, on_recv_context);
-#endif
 }
 
 ASOCK_C_API void async_socket_destroy(ASYNC_SOCKET_HANDLE async_socket)
@@ -450,17 +433,17 @@ ASOCK_C_API int async_socket_open_async(ASYNC_SOCKET_HANDLE async_socket, SOCKET
     }
     const asock::basic_handle_owner<asock::c_api::native_handle> owner{
         socket_transport, &asock::c_api::owner_disconnect, &asock::c_api::owner_destroy};
-#if defined(_WIN32)
-    // The transport keeps its socket non-blocking for its own calls; the
-    // threadpool IO gets it in blocking mode (socket_transport_win32.hpp).
-    if (!asock::c_api::transport::os::set_nonblocking(handle, false)) {
-        return 1;
+    // The transport keeps its socket non-blocking for its own calls; a core
+    // that wants blocking handles (Windows threadpool IO) gets it so.
+    if constexpr (asock::c_api::traits::wants_blocking_handles) {
+        if (!asock::c_api::transport::os::set_nonblocking(handle, false)) {
+            return 1;
+        }
     }
-#endif
     if (async_socket->socket.open(handle, owner) != asock::open_result::ok) {
-#if defined(_WIN32)
-        asock::c_api::transport::os::set_nonblocking(handle, true);
-#endif
+        if constexpr (asock::c_api::traits::wants_blocking_handles) {
+            asock::c_api::transport::os::set_nonblocking(handle, true);
+        }
         return 1; // already OPEN / OPENING, closed, or refused: the transport stays the caller's
     }
     on_open_complete(on_open_complete_context, ASYNC_SOCKET_OPEN_OK);
@@ -540,39 +523,35 @@ ASOCK_C_API int async_socket_notify_io_async(ASYNC_SOCKET_HANDLE async_socket, A
                                              ON_ASYNC_SOCKET_NOTIFY_IO_COMPLETE on_notify_io_complete,
                                              void* on_notify_io_complete_context)
 {
-#if defined(_WIN32)
-    (void)async_socket;
-    (void)io_type;
-    (void)on_notify_io_complete;
-    (void)on_notify_io_complete_context;
-    return 1; // WIN32 04_002: readiness notifications do not exist on Windows
-#else
     using namespace asock::c_api;
-    if (async_socket == nullptr || on_notify_io_complete == nullptr) {
-        return 1;
+    if constexpr (!traits::supports_notify_io) {
+        return 1; // WIN32 04_002: readiness notifications do not exist on Windows
+    } else {
+        if (async_socket == nullptr || on_notify_io_complete == nullptr) {
+            return 1;
+        }
+        asock::notify_io_type type;
+        switch (raw_enum_value(io_type)) {
+        case ASYNC_SOCKET_NOTIFY_IO_TYPE_IN: type = asock::notify_io_type::in; break;
+        case ASYNC_SOCKET_NOTIFY_IO_TYPE_OUT: type = asock::notify_io_type::out; break;
+        default: return 1; // 04_014: any other number
+        }
+        if (async_socket->socket.state() != asock::socket_state::open) {
+            return 1;
+        }
+        notify_record* r = new_record<notify_record, asock::const_buffer>(0);
+        if (r == nullptr) {
+            return 1;
+        }
+        r->on_complete = on_notify_io_complete;
+        r->context = on_notify_io_complete_context;
+        if (async_socket->socket.notify_io_async(r->op, type, &notify_record::complete, r) !=
+            asock::start_result::started) {
+            delete_record(r);
+            return 1;
+        }
+        return 0;
     }
-    asock::notify_io_type type;
-    switch (raw_enum_value(io_type)) {
-    case ASYNC_SOCKET_NOTIFY_IO_TYPE_IN: type = asock::notify_io_type::in; break;
-    case ASYNC_SOCKET_NOTIFY_IO_TYPE_OUT: type = asock::notify_io_type::out; break;
-    default: return 1; // 04_014: any other number
-    }
-    if (async_socket->socket.state() != asock::socket_state::open) {
-        return 1;
-    }
-    notify_record* r = new_record<notify_record, asock::const_buffer>(0);
-    if (r == nullptr) {
-        return 1;
-    }
-    r->on_complete = on_notify_io_complete;
-    r->context = on_notify_io_complete_context;
-    if (async_socket->socket.notify_io_async(r->op, type, &notify_record::complete, r) !=
-        asock::start_result::started) {
-        delete_record(r);
-        return 1;
-    }
-    return 0;
-#endif
 }
 
 } // extern "C"

@@ -1,6 +1,6 @@
 // asock/win32/tcp_win32.hpp: TCP connect and listen/accept over Winsock.
 //
-// Same API as include/asock/linux/tcp_posix.hpp (tcp_connect<Platform>,
+// Same API as include/asock/posix/tcp_posix.hpp (tcp_connect<Platform>,
 // tcp_listener<Platform>, connect_outcome / accept_outcome). Include
 // <asock/tcp.hpp> rather than this file.
 //
@@ -11,9 +11,22 @@
 // connecting socket, or the listener), so it completes on a pool thread and
 // is cancelled by a stop request (CancelIoEx) or by closing that socket, like
 // any other operation. Needs an engine (Winsock is started by the engine).
+//
+// Errors the OS reports (Winsock WSAE* codes, and the Win32 ERROR_* codes a
+// completion carries) are reported in asock::win32::system_error_category():
+// its messages come from FormatMessageA, and it compares equal to the portable
+// std::errc value where there is one (`ec == std::errc::connection_refused`
+// holds for ERROR_CONNECTION_REFUSED and WSAECONNREFUSED alike). The
+// libstdc++ of mingw-w64 knows neither: its generic_category() has no text
+// for the socket errno values ("Unknown error"), and its system_category()
+// maps few Windows codes to std::errc.
+//
+// Also the Winsock layer of name resolution (asock/resolve.hpp), which the C
+// API's socket transport uses too.
 #pragma once
 
 #include <asock/async_socket.hpp>
+#include <asock/resolve.hpp>
 #include <asock/results.hpp>
 #include <asock/tcp_outcome.hpp>
 #include <asock/task.hpp>
@@ -22,40 +35,143 @@
 
 #include <cstdint>
 #include <cstdio>
-#include <memory>
 #include <stop_token>
 #include <string>
 #include <system_error>
 #include <utility>
 
+namespace asock::win32 {
+
+/// The system's text for a Windows error code (Win32 ERROR_* or Winsock
+/// WSAE*), without the trailing period and line break; "Windows error <code>"
+/// when the system has none (Wine lacks some).
+inline std::string error_message(int code)
+{
+    char text[512];
+    DWORD n = ::FormatMessageA(FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS, nullptr,
+                               static_cast<DWORD>(code), MAKELANGID(LANG_NEUTRAL, SUBLANG_DEFAULT), text,
+                               static_cast<DWORD>(sizeof text), nullptr);
+    while (n > 0 && (text[n - 1] == '\r' || text[n - 1] == '\n' || text[n - 1] == ' ' || text[n - 1] == '.')) {
+        --n;
+    }
+    if (n == 0) {
+        char fallback[32];
+        std::snprintf(fallback, sizeof fallback, "Windows error %d", code);
+        return fallback;
+    }
+    return std::string(text, n);
+}
+
+/// The portable condition of a Windows error code: the std::errc value where
+/// there is one, else {code, *fallback}.
+inline std::error_condition error_condition_of(int code, const std::error_category& fallback) noexcept
+{
+    using std::errc;
+    const auto portable = [](errc e) { return std::make_error_condition(e); };
+    switch (code) {
+    case ERROR_CONNECTION_REFUSED:
+    case WSAECONNREFUSED: return portable(errc::connection_refused);
+    case ERROR_NETWORK_UNREACHABLE:
+    case WSAENETUNREACH: return portable(errc::network_unreachable);
+    case ERROR_HOST_UNREACHABLE:
+    case WSAEHOSTUNREACH: return portable(errc::host_unreachable);
+    case ERROR_SEM_TIMEOUT:
+    case WSAETIMEDOUT: return portable(errc::timed_out);
+    case ERROR_OPERATION_ABORTED: return portable(errc::operation_canceled); // also WSA_OPERATION_ABORTED
+    case ERROR_NETNAME_DELETED:
+    case WSAECONNRESET: return portable(errc::connection_reset);
+    case ERROR_CONNECTION_ABORTED:
+    case WSAECONNABORTED: return portable(errc::connection_aborted);
+    case WSAENETRESET: return portable(errc::network_reset);
+    case WSAENETDOWN: return portable(errc::network_down);
+    case WSAEADDRINUSE: return portable(errc::address_in_use);
+    case WSAEADDRNOTAVAIL: return portable(errc::address_not_available);
+    case WSAEAFNOSUPPORT: return portable(errc::address_family_not_supported);
+    case WSAENOTCONN: return portable(errc::not_connected);
+    case WSAEISCONN: return portable(errc::already_connected);
+    case WSAENOTSOCK: return portable(errc::not_a_socket);
+    case WSAEMFILE: return portable(errc::too_many_files_open);
+    case WSAENOBUFS: return portable(errc::no_buffer_space);
+    case WSAEWOULDBLOCK: return portable(errc::operation_would_block);
+    case WSAEINPROGRESS: return portable(errc::operation_in_progress);
+    case WSAEALREADY: return portable(errc::connection_already_in_progress);
+    case WSAEINTR: return portable(errc::interrupted);
+    case WSAEFAULT: return portable(errc::bad_address);
+    case ERROR_INVALID_HANDLE:
+    case WSAEBADF: return portable(errc::bad_file_descriptor);
+    case ERROR_INVALID_PARAMETER:
+    case WSAEINVAL: return portable(errc::invalid_argument);
+    case ERROR_ACCESS_DENIED:
+    case WSAEACCES: return portable(errc::permission_denied);
+    case ERROR_NOT_ENOUGH_MEMORY:
+    case ERROR_OUTOFMEMORY: return portable(errc::not_enough_memory);
+    default: return std::error_condition(code, fallback);
+    }
+}
+
+/// The category of the errors the Windows TCP helpers report from the OS
+/// ("asock.win32"): Win32 ERROR_* and Winsock WSAE* codes, with the system's
+/// messages and the std::errc conditions of error_condition_of.
+inline const std::error_category& system_error_category() noexcept
+{
+    struct category final : std::error_category {
+        const char* name() const noexcept override { return "asock.win32"; }
+        std::string message(int code) const override { return error_message(code); }
+        std::error_condition default_error_condition(int code) const noexcept override
+        {
+            return error_condition_of(code, *this);
+        }
+    };
+    static const category c;
+    return c;
+}
+
+/// The Winsock layer of asock/resolve.hpp: getaddrinfo and the WSA codes it returns.
+struct resolver_os {
+    using addrinfo_type = ::addrinfo;
+    static constexpr int any_family = AF_UNSPEC;
+    static constexpr int stream_type = SOCK_STREAM;
+    static constexpr int tcp_protocol = IPPROTO_TCP;
+    static constexpr int passive_flag = AI_PASSIVE;
+    static constexpr int numeric_service_flag = AI_NUMERICSERV;
+
+    static int getaddrinfo(const char* host, const char* service, const addrinfo_type* hints,
+                           addrinfo_type** out) noexcept
+    {
+        return ::getaddrinfo(host, service, hints, out);
+    }
+    static void freeaddrinfo(addrinfo_type* list) noexcept { ::freeaddrinfo(list); }
+    static std::error_code system_error(int) noexcept { return {}; }
+    static std::string message(int code) { return error_message(code); }
+    static std::error_condition condition(int code) noexcept
+    {
+        return error_condition_of(code, net::resolve_category<resolver_os>());
+    }
+};
+
+using address_list = net::address_list<resolver_os>;
+
+} // namespace asock::win32
+
 namespace asock {
 
-/// Errors of name resolution. On Windows getaddrinfo reports WSA error codes,
-/// which std::system_category() describes.
-inline const std::error_category& resolve_category() noexcept { return std::system_category(); }
+/// Errors of name resolution: the WSA codes getaddrinfo returns
+/// (WSAHOST_NOT_FOUND, ...), in the category "asock.resolve".
+inline const std::error_category& resolve_category() noexcept { return net::resolve_category<win32::resolver_os>(); }
 
 
 namespace detail::win32_tcp {
 
-inline std::error_code last_error() noexcept { return {::WSAGetLastError(), std::system_category()}; }
+/// Winsock's last error, in win32::system_error_category().
+inline std::error_code last_error() noexcept { return {::WSAGetLastError(), win32::system_error_category()}; }
 
-/// A completion's error code as an error_code: the portable std::errc value
-/// where there is one (connection refused, unreachable, timed out, cancelled),
-/// else the code itself in std::system_category().
+/// A completion's error code (Win32 ERROR_* or WSA code), in
+/// win32::system_error_category(): compares equal to the portable std::errc
+/// value where there is one (connection refused, unreachable, timed out,
+/// cancelled, ...).
 inline std::error_code io_error(DWORD code) noexcept
 {
-    switch (code) {
-    case ERROR_CONNECTION_REFUSED:
-    case WSAECONNREFUSED: return std::make_error_code(std::errc::connection_refused);
-    case ERROR_NETWORK_UNREACHABLE:
-    case WSAENETUNREACH: return std::make_error_code(std::errc::network_unreachable);
-    case ERROR_HOST_UNREACHABLE:
-    case WSAEHOSTUNREACH: return std::make_error_code(std::errc::host_unreachable);
-    case ERROR_SEM_TIMEOUT:
-    case WSAETIMEDOUT: return std::make_error_code(std::errc::timed_out);
-    case ERROR_OPERATION_ABORTED: return std::make_error_code(std::errc::operation_canceled);
-    default: return {static_cast<int>(code), std::system_category()};
-    }
+    return {static_cast<int>(code), win32::system_error_category()};
 }
 
 inline void set_tcp_nodelay(SOCKET s) noexcept
@@ -83,28 +199,11 @@ Fn extension(SOCKET s, GUID id) noexcept
     return fn;
 }
 
-struct addrinfo_deleter {
-    void operator()(addrinfo* p) const noexcept { ::freeaddrinfo(p); }
-};
-using addrinfo_ptr = std::unique_ptr<addrinfo, addrinfo_deleter>;
-
-inline addrinfo_ptr resolve(const std::string& host, std::uint16_t port, bool passive, std::error_code& ec)
+/// host:port for connect (passive false) or bind (true); "" is no host.
+inline win32::address_list resolve_tcp(const std::string& host, std::uint16_t port, bool passive,
+                                       std::error_code& ec) noexcept
 {
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_protocol = IPPROTO_TCP;
-    hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
-    char service[8];
-    std::snprintf(service, sizeof service, "%u", static_cast<unsigned>(port));
-    addrinfo* res = nullptr;
-    const int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), service, &hints, &res);
-    if (rc != 0) {
-        ec = std::error_code(rc, resolve_category());
-        return nullptr;
-    }
-    ec.clear();
-    return addrinfo_ptr(res);
+    return net::resolve<win32::resolver_os>(host.empty() ? nullptr : host.c_str(), port, passive, ec);
 }
 
 /// The ConnectEx call of one connect attempt (lives in the coroutine frame).
@@ -156,24 +255,24 @@ task<connect_outcome<Platform>> tcp_connect(typename Platform::engine_type& engi
     namespace wt = detail::win32_tcp;
     using core_type = typename Platform::core_type;
     std::error_code ec;
-    wt::addrinfo_ptr addrs = wt::resolve(host, port, false, ec);
-    if (!addrs) {
+    const win32::address_list addrs = wt::resolve_tcp(host, port, false, ec);
+    if (ec) {
         co_return connect_outcome<Platform>{ec, {}};
     }
-    ec = std::make_error_code(std::errc::connection_refused);
-    for (addrinfo* ai = addrs.get(); ai != nullptr; ai = ai->ai_next) {
+    ec = wt::io_error(WSAECONNREFUSED); // an empty list: nothing to connect to
+    for (const addrinfo& ai : addrs) {
         if (token.stop_requested()) {
             co_return connect_outcome<Platform>{std::make_error_code(std::errc::operation_canceled), {}};
         }
-        const SOCKET s = wt::open_socket(ai->ai_family);
+        const SOCKET s = wt::open_socket(ai.ai_family);
         if (s == INVALID_SOCKET) {
             ec = wt::last_error();
             continue;
         }
         // ConnectEx needs a bound socket: any local address of the family.
         sockaddr_storage local{};
-        local.ss_family = static_cast<decltype(local.ss_family)>(ai->ai_family);
-        const int local_length = ai->ai_family == AF_INET6 ? static_cast<int>(sizeof(sockaddr_in6))
+        local.ss_family = static_cast<decltype(local.ss_family)>(ai.ai_family);
+        const int local_length = ai.ai_family == AF_INET6 ? static_cast<int>(sizeof(sockaddr_in6))
                                                            : static_cast<int>(sizeof(sockaddr_in));
         const auto connect_ex = wt::extension<LPFN_CONNECTEX>(s, WSAID_CONNECTEX);
         if (connect_ex == nullptr || ::bind(s, reinterpret_cast<const sockaddr*>(&local), local_length) != 0) {
@@ -188,7 +287,7 @@ task<connect_outcome<Platform>> tcp_connect(typename Platform::engine_type& engi
             ec = std::make_error_code(std::errc::not_enough_memory);
             continue;
         }
-        wt::connect_call call{connect_ex, ai->ai_addr, static_cast<int>(ai->ai_addrlen)};
+        wt::connect_call call{connect_ex, ai.ai_addr, static_cast<int>(ai.ai_addrlen)};
         const win32::overlapped_outcome r =
             co_await win32::overlapped_awaitable<core_type>(sock.core(), &wt::connect_call::issue, &call, token);
         if (r.result == notify_io_result::cancelled) {
@@ -196,7 +295,7 @@ task<connect_outcome<Platform>> tcp_connect(typename Platform::engine_type& engi
         }
         if (r.result != notify_io_result::in) {
             ec = r.result == notify_io_result::error ? wt::io_error(r.io_result)
-                                                     : std::make_error_code(std::errc::connection_aborted);
+                                                     : wt::io_error(WSAECONNABORTED);
             continue; // `sock` closes s
         }
         // Makes getpeername, shutdown and the like work on the connected socket.
@@ -300,13 +399,13 @@ private:
     {
         namespace wt = detail::win32_tcp;
         std::error_code ec;
-        wt::addrinfo_ptr addrs = wt::resolve(host, port, true, ec);
-        if (!addrs) {
+        const win32::address_list addrs = wt::resolve_tcp(host, port, true, ec);
+        if (ec) {
             return ec;
         }
-        ec = std::make_error_code(std::errc::address_not_available); // an empty list: nothing to bind
-        for (addrinfo* ai = addrs.get(); ai != nullptr; ai = ai->ai_next) {
-            const SOCKET s = wt::open_socket(ai->ai_family);
+        ec = wt::io_error(WSAEADDRNOTAVAIL); // an empty list: nothing to bind
+        for (const addrinfo& ai : addrs) {
+            const SOCKET s = wt::open_socket(ai.ai_family);
             if (s == INVALID_SOCKET) {
                 ec = wt::last_error();
                 continue;
@@ -314,7 +413,7 @@ private:
             BOOL one = TRUE;
             ::setsockopt(s, SOL_SOCKET, SO_EXCLUSIVEADDRUSE, reinterpret_cast<const char*>(&one), sizeof one);
             const auto accept_ex = wt::extension<LPFN_ACCEPTEX>(s, WSAID_ACCEPTEX);
-            if (accept_ex == nullptr || ::bind(s, ai->ai_addr, static_cast<int>(ai->ai_addrlen)) != 0 ||
+            if (accept_ex == nullptr || ::bind(s, ai.ai_addr, static_cast<int>(ai.ai_addrlen)) != 0 ||
                 ::listen(s, backlog) != 0) {
                 ec = wt::last_error();
                 ::closesocket(s);
@@ -325,7 +424,7 @@ private:
             ::getsockname(s, reinterpret_cast<sockaddr*>(&bound), &len);
             l.port_ = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6&>(bound).sin6_port
                                                         : reinterpret_cast<sockaddr_in&>(bound).sin_port);
-            l.family_ = ai->ai_family;
+            l.family_ = ai.ai_family;
             l.accept_ex_ = accept_ex;
             l.socket_ = async_socket<Platform>(engine);
             if (l.socket_.open(s) != open_result::ok) {

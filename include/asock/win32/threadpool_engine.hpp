@@ -7,9 +7,15 @@
 // reference counted, as the spec's execution engine is: every socket holds a
 // reference, so the engine outlives its sockets.
 //
-// Unlike the Linux engine there is no caller-driven loop: IO completions always
-// run on the pool's threads. thread_count() is never 0, and run_one() / poll()
-// exist only so that code written for both platforms compiles; they do nothing.
+// Two ways to run it, as on Linux (include/asock/linux/epoll_engine.hpp):
+// - a pool of threads (`threads >= 1`, or min_threads / max_threads): IO
+//   completions and posted items run on the pool's threads;
+// - `threads == 0`: no engine threads; the caller runs the loop with run(),
+//   run_one() or poll(). The pool (one thread kept) still receives the IO
+//   completions, as threadpool IO must, but only settles them there: the
+//   hooks of the completed operations (callbacks, awaiter resumptions) and
+//   every posted item go to a queue that only run() / run_one() / poll()
+//   drain, on the caller's thread.
 #pragma once
 
 #include <asock/detail/engine_support.hpp>
@@ -18,6 +24,8 @@
 #include <asock/win32/win32_api.hpp>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -30,17 +38,27 @@
 namespace asock::win32 {
 
 struct engine_options {
-    /// Non-zero: the pool keeps exactly this many threads (minimum = maximum),
-    /// like the Linux engine's `threads`. 0: min_threads / max_threads apply.
-    /// (On Linux 0 means "no threads, the caller runs the loop"; a Windows
-    /// engine always runs its completions on its own pool.)
-    unsigned threads = 0;
-    /// Threads the pool keeps alive (the spec's DEFAULT_MIN_THREAD_COUNT is 4).
-    unsigned min_threads = 4;
+    /// The value of `threads` and `min_threads` when they are not given.
+    static constexpr unsigned unset = ~0u;
+    /// As the Linux engine's `threads`:
+    /// - n >= 1: the pool keeps exactly n threads (minimum = maximum);
+    /// - 0: no engine threads; the caller runs the loop with run() /
+    ///   run_one() / poll(), and completions and posted work run only there;
+    /// - not given: min_threads / max_threads apply (the C API's
+    ///   execution_engine_create gives those).
+    unsigned threads = unset;
+    /// Threads the pool keeps alive; not given: 4 (the spec's DEFAULT_MIN_THREAD_COUNT).
+    unsigned min_threads = unset;
     /// Most threads the pool may run; 0: no maximum beyond the system's
     /// (DEFAULT_MAX_THREAD_COUNT). Must not be below min_threads.
     unsigned max_threads = 0;
 };
+
+namespace detail {
+/// The engine whose caller-run loop (run / run_one / poll of an engine with
+/// `threads = 0`) this thread is running.
+inline thread_local const void* tls_loop = nullptr;
+} // namespace detail
 
 template <class Api>
 class basic_threadpool_engine {
@@ -81,6 +99,14 @@ public:
             return;
         }
         asock::detail::default_engine_slot<basic_threadpool_engine>::forget(this);
+        if (detail::tls_loop == this) {
+            // Dropped inside run() / run_one() / poll() on the caller's thread:
+            // the loop call finishes first; the last loop_scope to end destroys
+            // the engine, on this thread (as on Linux).
+            orphaned_.store(true);
+            stop();
+            return;
+        }
         if (running_in_this_thread()) {
             // The last reference went inside one of our own callbacks, which
             // cannot wait for itself to return: let another thread do it.
@@ -93,28 +119,105 @@ public:
     std::uint32_t use_count() const noexcept { return refs_.count(); }
     asock::detail::engine_refs& refs() noexcept { return refs_; }
 
-    /// The pool's minimum thread count (at least 1): never 0, so generic code
-    /// (sync_wait(engine, ...)) never tries to run a loop on the caller's thread.
-    unsigned thread_count() const noexcept { return threads_; }
+    /// The pool's minimum thread count (at least 1), or 0 for an engine whose
+    /// loop the caller runs (`threads = 0`): generic code (sync_wait(engine,
+    /// ...)) then runs the loop on its own thread while it waits.
+    unsigned thread_count() const noexcept { return caller_loop_ ? 0u : threads_; }
 
-    /// True on a thread that is running one of this engine's callbacks (an IO
-    /// completion or a posted item).
+    /// True for an engine created with `threads = 0`.
+    bool caller_runs_loop() const noexcept { return caller_loop_; }
+
+    /// True on a thread that is running this engine's loop (run / run_one /
+    /// poll of an engine with `threads = 0`) or one of its callbacks (an IO
+    /// completion or a posted item of a pool).
     bool running_in_this_thread() const noexcept { return detail::tls_engine == this; }
+
+    /// True for an engine without threads whose loop no thread is running now.
+    /// sync_wait(awaitable) asks, to turn a wait that could never end into a
+    /// loud failure (include/asock/detail/sync_wait_probe.hpp).
+    bool loop_unattended() const noexcept
+    {
+        return caller_loop_ && callers_in_loop_.load(std::memory_order_acquire) == 0;
+    }
 
     /// The engine's thread pool (the spec's execution_engine_win32_get_threadpool).
     PTP_POOL pool() const noexcept { return pool_; }
 
-    /// No caller-driven loop on Windows: returns 0 at once (see the header comment).
-    std::size_t run_one(int /*timeout_ms*/ = -1) noexcept { return 0; }
-    std::size_t poll() noexcept { return 0; }
+    // ---- running the loop (for engines created with threads == 0) ----------
+    //
+    // With a pool (threads != 0) there is no loop to run on the caller's
+    // thread: run_one() and poll() return 0 at once, and run() only waits for
+    // stop().
 
-    /// Runs `item->run(item)` later on a pool thread. Never allocates: the item
-    /// is intrusive, and each post is one SubmitThreadpoolWork of the engine's
-    /// single work object, which runs one item per callback. Posted items may
-    /// therefore run concurrently, on different threads, in any order.
+    /// Runs the loop on the calling thread until stop(). Returns the number of
+    /// items (completion deliveries and posted work) handled.
+    std::size_t run() noexcept
+    {
+        if (!caller_loop_) {
+            std::unique_lock lk(loop_mu_);
+            loop_cv_.wait(lk, [this] { return stop_.load(std::memory_order_acquire); });
+            return 0;
+        }
+        loop_scope scope(this);
+        std::size_t n = 0;
+        while (!stop_.load(std::memory_order_acquire)) {
+            n += run_batch(-1);
+        }
+        return n;
+    }
+
+    /// Waits up to `timeout_ms` (-1: forever; it does not wait once stop()
+    /// was called) for work, then handles what is queued. Returns the number
+    /// of items handled.
+    std::size_t run_one(int timeout_ms = -1) noexcept
+    {
+        if (!caller_loop_) {
+            return 0;
+        }
+        loop_scope scope(this);
+        return run_batch(timeout_ms);
+    }
+
+    /// Handles whatever is queued now, without waiting.
+    std::size_t poll() noexcept { return run_one(0); }
+
+    /// Makes run() return.
+    void stop() noexcept
+    {
+        {
+            std::lock_guard lk(loop_mu_);
+            stop_.store(true, std::memory_order_release);
+        }
+        loop_cv_.notify_all();
+    }
+
+    /// Undoes stop() so run() can be called again.
+    void restart() noexcept { stop_.store(false, std::memory_order_release); }
+
+    bool stopped() const noexcept { return stop_.load(std::memory_order_acquire); }
+
+    /// Runs `item->run(item)` later. Never allocates: the item is intrusive.
+    /// With a pool, each post is one SubmitThreadpoolWork of the engine's
+    /// single work object, which runs one item per callback: posted items may
+    /// run concurrently, on different threads, in any order. Without threads
+    /// (`threads = 0`) the item waits in the loop's queue, in order, until
+    /// run() / run_one() / poll() runs it on the caller's thread.
     void post(work_item* item) noexcept
     {
         item->next = nullptr;
+        if (caller_loop_) {
+            // Notified under the lock: once it is released the loop may run
+            // the item, and the engine may go with it.
+            std::lock_guard lk(loop_mu_);
+            if (loop_tail_ != nullptr) {
+                loop_tail_->next = item;
+            } else {
+                loop_head_ = item;
+            }
+            loop_tail_ = item;
+            loop_cv_.notify_one();
+            return;
+        }
         {
             std::lock_guard lk(post_mu_);
             if (post_tail_ != nullptr) {
@@ -171,10 +274,90 @@ private:
     basic_threadpool_engine() = default;
     ~basic_threadpool_engine() = default;
 
+    /// Marks the calling thread as running this engine's loop (run / run_one /
+    /// poll). The last one to end after the engine's last reference went
+    /// inside a loop destroys the engine.
+    struct loop_scope {
+        explicit loop_scope(basic_threadpool_engine* e) noexcept
+            : self(e), saved_engine(detail::tls_engine), saved_loop(detail::tls_loop)
+        {
+            e->callers_in_loop_.fetch_add(1, std::memory_order_acq_rel);
+            detail::tls_engine = e;
+            detail::tls_loop = e;
+        }
+        ~loop_scope()
+        {
+            detail::tls_engine = saved_engine;
+            detail::tls_loop = saved_loop;
+            if (self->callers_in_loop_.fetch_sub(1, std::memory_order_acq_rel) == 1 && self->orphaned_.exchange(false)) {
+                self->destroy_now(); // the last reference went while this loop ran
+            }
+        }
+        loop_scope(const loop_scope&) = delete;
+        loop_scope& operator=(const loop_scope&) = delete;
+        basic_threadpool_engine* self;
+        const void* saved_engine;
+        const void* saved_loop;
+    };
+
+    // Waits (up to timeout_ms, -1: forever, not once stopped) until something
+    // is queued, then runs what is queued, and what that posts, a few rounds
+    // deep (as the Linux loop runs work posted from its own items).
+    std::size_t run_batch(int timeout_ms) noexcept
+    {
+        work_item* list = nullptr;
+        {
+            std::unique_lock lk(loop_mu_);
+            const auto ready = [this] { return loop_head_ != nullptr || stop_.load(std::memory_order_acquire); };
+            if (timeout_ms < 0) {
+                loop_cv_.wait(lk, ready);
+            } else if (timeout_ms > 0) {
+                loop_cv_.wait_for(lk, std::chrono::milliseconds(timeout_ms), ready);
+            }
+            list = take_queued_locked();
+        }
+        std::size_t n = run_list(list);
+        for (int round = 0; round < 8; ++round) {
+            {
+                std::lock_guard lk(loop_mu_);
+                list = take_queued_locked();
+            }
+            if (list == nullptr) {
+                break;
+            }
+            n += run_list(list);
+        }
+        return n;
+    }
+
+    work_item* take_queued_locked() noexcept
+    {
+        work_item* list = loop_head_;
+        loop_head_ = loop_tail_ = nullptr;
+        return list;
+    }
+
+    static std::size_t run_list(work_item* list) noexcept
+    {
+        std::size_t n = 0;
+        while (list != nullptr) {
+            work_item* next = list->next;
+            list->run(list);
+            list = next;
+            ++n;
+        }
+        return n;
+    }
+
     bool init(const engine_options& options) noexcept
     {
-        const unsigned minimum = options.threads != 0 ? options.threads : options.min_threads;
-        const unsigned maximum = options.threads != 0 ? options.threads : options.max_threads;
+        if (options.threads == 0) {
+            return init_caller_loop();
+        }
+        const bool fixed = options.threads != 0 && options.threads != engine_options::unset;
+        const unsigned min_threads = options.min_threads == engine_options::unset ? 4u : options.min_threads;
+        const unsigned minimum = fixed ? options.threads : min_threads;
+        const unsigned maximum = fixed ? options.threads : options.max_threads;
         if (maximum != 0 && minimum > maximum) {
             return false;
         }
@@ -200,8 +383,49 @@ private:
         return work_ != nullptr;
     }
 
+    // threads = 0: a pool that keeps one thread for the IO completions (the
+    // threadpool IO of each socket is bound to it), and no work object: posted
+    // items wait for the caller's loop.
+    bool init_caller_loop() noexcept
+    {
+        caller_loop_ = true;
+        threads_ = 0;
+        if (Api::wsa_startup() != 0) {
+            return false;
+        }
+        wsa_started_ = true;
+        pool_ = Api::create_pool();
+        if (pool_ == nullptr) {
+            return false;
+        }
+        if (!Api::set_pool_minimum(pool_, 1)) {
+            return false;
+        }
+        Api::initialize_environment(&env_);
+        env_initialized_ = true;
+        Api::set_environment_pool(&env_, pool_);
+        return true;
+    }
+
     void destroy_now() noexcept
     {
+        if (caller_loop_) {
+            // Work the loop accepted and nobody ran (deliveries, resumptions
+            // posted by a close or a stop request): run it here, on this
+            // thread, as the loop would, so that nothing accepted is dropped.
+            // An IO callback still leaving a core may have queued a delivery
+            // just before: wait for those, then look again.
+            for (;;) {
+                run_loop_leftovers();
+                while (active_.load(std::memory_order_acquire) != 0) {
+                    std::this_thread::yield();
+                }
+                std::lock_guard lk(loop_mu_);
+                if (loop_head_ == nullptr) {
+                    break;
+                }
+            }
+        }
         if (work_ != nullptr) {
             // Nothing posted is dropped (a dropped coroutine resumption leaks
             // its frame): the pool runs what is submitted, and items that an
@@ -267,9 +491,42 @@ private:
         return ran;
     }
 
+    // Runs the loop's queue until it is empty, on this thread, marked as the
+    // engine's loop (destroy_now of an engine with threads = 0).
+    void run_loop_leftovers() noexcept
+    {
+        const void* saved_engine = detail::tls_engine;
+        const void* saved_loop = detail::tls_loop;
+        detail::tls_engine = this;
+        detail::tls_loop = this;
+        for (;;) {
+            work_item* list = nullptr;
+            {
+                std::lock_guard lk(loop_mu_);
+                list = take_queued_locked();
+            }
+            if (list == nullptr) {
+                break;
+            }
+            run_list(list);
+        }
+        detail::tls_engine = saved_engine;
+        detail::tls_loop = saved_loop;
+    }
+
     asock::detail::engine_refs refs_;
     std::atomic<std::uint32_t> active_{0};
     unsigned threads_ = 1;
+    bool caller_loop_ = false; // threads = 0: the caller runs the loop (fixed at creation)
+    std::atomic<bool> stop_{false};
+    std::atomic<bool> orphaned_{false};        // the last reference went inside a caller-run loop
+    std::atomic<unsigned> callers_in_loop_{0}; // threads inside run / run_one / poll
+
+    // The caller-run loop's queue (threads = 0): deliveries and posted items.
+    std::mutex loop_mu_;
+    std::condition_variable loop_cv_;
+    work_item* loop_head_ = nullptr;
+    work_item* loop_tail_ = nullptr;
     bool wsa_started_ = false;
     bool env_initialized_ = false;
     PTP_POOL pool_ = nullptr;

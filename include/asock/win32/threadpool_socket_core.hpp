@@ -140,7 +140,8 @@ struct frame_scope {
 struct op_ext {
     OVERLAPPED overlapped; // first: the callback's OVERLAPPED* is a pointer to this struct
     operation* op;
-    DWORD asked; // bytes the outstanding call was given
+    DWORD asked;         // bytes the outstanding call was given
+    std::uint32_t first; // receive: the index of the first buffer the outstanding call was given
 };
 static_assert(std::is_standard_layout_v<op_ext>);
 static_assert(sizeof(op_ext) <= sizeof(asock::detail::platform_op_storage),
@@ -158,7 +159,8 @@ inline op_ext& begin_ext(operation& op, DWORD asked) noexcept
 inline op_ext& ext_of(operation& op) noexcept { return *std::launder(reinterpret_cast<op_ext*>(op.platform.bytes)); }
 
 /// Most WSABUF entries given to one call; longer buffer lists are sent in
-/// several calls, and a receive fills at most this many buffers.
+/// several calls, and a receive that filled every buffer of its call goes on
+/// into the next ones with another call while bytes are waiting.
 inline constexpr DWORD max_wsabuf = 64;
 
 } // namespace detail
@@ -808,7 +810,9 @@ private:
         }
     }
 
-    // A completion error that means the peer reset or the connection dropped.
+    // A completion error (or a WSASend / WSARecv error) that means the peer
+    // reset or the connection dropped: a send failing with one completes
+    // abandoned, as on Linux.
     static bool connection_gone(ULONG err) noexcept
     {
         return err == ERROR_NETNAME_DELETED || err == ERROR_CONNECTION_ABORTED || err == WSAECONNRESET ||
@@ -854,17 +858,23 @@ private:
         return err != 0 ? err : WSAEFAULT;
     }
 
-    int issue_receive(receive_op& op) noexcept
+    // Issues the WSARecv of the batch of buffers starting at `first` (0: a
+    // new receive, whose byte count starts at 0).
+    int issue_receive(receive_op& op, std::uint32_t first = 0) noexcept
     {
         WSABUF bufs[detail::max_wsabuf];
         DWORD n = 0;
         DWORD asked = 0;
-        for (std::uint32_t i = 0; i < op.count && n < detail::max_wsabuf; ++i, ++n) {
+        for (std::uint32_t i = first; i < op.count && n < detail::max_wsabuf; ++i, ++n) {
             bufs[n].buf = static_cast<CHAR*>(op.buffers[i].data); // 01_079
             bufs[n].len = op.buffers[i].size;
             asked += bufs[n].len;
         }
+        if (first == 0) {
+            op.received = 0;
+        }
         detail::op_ext& x = detail::begin_ext(op, asked);
+        x.first = first;
         pending_.fetch_add(1, std::memory_order_relaxed);
         read_.busy = true;
         Api::start_io(io_); // 01_081
@@ -903,6 +913,29 @@ private:
                                                           : send_result::error;
             move_to_done(write_, next);
         }
+    }
+
+    // The call of `op` that was given the batch starting at `first` filled
+    // every buffer of it. When the receive has more buffers and bytes are
+    // waiting now, the next batch is issued (true: the receive stays
+    // outstanding). Otherwise it completes with what it has: as on Linux, a
+    // receive that got bytes does not wait for more. Whether bytes wait is
+    // asked without blocking (FIONREAD): a WSARecv issued when none do would
+    // stay pending, holding back the bytes already received.
+    bool receive_next_batch(receive_op& op, std::uint32_t first) noexcept
+    {
+        const std::uint32_t given = op.count - first < detail::max_wsabuf ? op.count - first : detail::max_wsabuf;
+        const std::uint32_t next = first + given;
+        if (next >= op.count) {
+            return false; // every buffer is full
+        }
+        u_long waiting = 0;
+        if (Api::bytes_readable(socket_, &waiting) != 0 || waiting == 0) {
+            return false;
+        }
+        // A call failing at once leaves the receive with what it has; the
+        // next receive meets the failure.
+        return issue_receive(op, next) == 0;
     }
 
     void issue_queued_receives() noexcept
@@ -966,6 +999,10 @@ private:
             lk.unlock();
             if (last) {
                 finish_deferred_close();
+            } else if (engine_->caller_runs_loop()) {
+                // threads = 0: the hooks run in the caller's loop (run /
+                // run_one / poll), never on this pool thread.
+                kick();
             } else {
                 deliver(*sd);
             }
@@ -1015,7 +1052,7 @@ private:
                     // The first part is on the wire, the rest never will be:
                     // the operation completes here (it was accepted), and no
                     // later send may follow the truncated bytes.
-                    op.result = e == WSAECONNRESET ? send_result::abandoned : send_result::error;
+                    op.result = connection_gone(static_cast<ULONG>(e)) ? send_result::abandoned : send_result::error;
                     fail_sends(op.result);
                 }
             }
@@ -1032,12 +1069,15 @@ private:
             op.result = send_result::cancelled;
             fail_sends(send_result::error); // how much of it reached the wire is unknown
         } else {
-            op.result = send_result::error; // 01_067
+            // 01_067, except for an error that means the connection is gone
+            // (the peer reset it, or it dropped): abandoned, as on Linux
+            // (ECONNRESET / EPIPE). See docs/windows.md, deviation 11.
+            op.result = connection_gone(err) ? send_result::abandoned : send_result::error;
             if (bytes > 0 || op.sent > 0) {
-                // Part of it went out before the failure. After a reset the
-                // later sends read as the connection being gone (42_002),
-                // as a WSASend would report it.
-                fail_sends(connection_gone(err) ? send_result::abandoned : send_result::error);
+                // Part of it went out before the failure: no later send may
+                // follow. After a reset the later sends read as the
+                // connection being gone (42_002), as a WSASend would report it.
+                fail_sends(op.result);
             }
         }
         if (finished) {
@@ -1051,17 +1091,31 @@ private:
         }
     }
 
+    // A receive of more than max_wsabuf buffers is filled by several calls,
+    // one batch of buffers each: op.received counts the bytes of the earlier
+    // calls (issue_receive zeroes it for the first), op_ext::first names the
+    // batch of the call that completed.
     void settle_receive(receive_op& op, DWORD asked, ULONG err, ULONG_PTR bytes) noexcept // 01_071
     {
         read_.busy = false;
         const bool open = is_open();
-        op.received = 0;
+        const std::uint32_t before = op.received; // bytes of the earlier calls of this receive
         if (bytes > 0 && (err == NO_ERROR || err == ERROR_OPERATION_ABORTED)) {
-            const auto wide = static_cast<std::uint64_t>(bytes);
+            const auto wide = static_cast<std::uint64_t>(bytes) + before;
             op.received = wide > 0xFFFFFFFFull ? 0xFFFFFFFFu : static_cast<std::uint32_t>(wide);
             op.result = bytes > asked ? receive_result::error // 01_095
                                       : receive_result::ok;   // 01_069; also a cancel that lost the race
-        } else if (err == NO_ERROR) {
+            if (err == NO_ERROR && bytes == asked && open && !op.cancel_requested &&
+                receive_next_batch(op, detail::ext_of(op).first)) {
+                return; // still outstanding, on its next buffers
+            }
+        } else if (before > 0) {
+            // A later call of a long receive ended without bytes (the peer
+            // closed or reset, a close or a stop request cancelled it, an
+            // error): the receive completes with what the earlier calls got,
+            // as on Linux; the next receive sees the end or the error.
+            op.result = receive_result::ok;
+        } else if (err == NO_ERROR) { // from here on op.received is 0
             op.result = receive_result::abandoned; // 42_003: the peer closed
         } else if (err == ERROR_NETNAME_DELETED || err == ERROR_CONNECTION_ABORTED) {
             op.result = receive_result::abandoned; // 42_001

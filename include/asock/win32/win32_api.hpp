@@ -103,6 +103,9 @@ struct win32_api {
     {
         return ::WSARecv(socket, buffers, count, bytes_received, flags, overlapped, nullptr);
     }
+    /// The number of bytes waiting to be read on `socket` now, without
+    /// waiting (ioctlsocket FIONREAD): 0 or SOCKET_ERROR (then wsa_get_last_error()).
+    static int bytes_readable(SOCKET socket, u_long* bytes) noexcept { return ::ioctlsocket(socket, FIONREAD, bytes); }
     /// Asks the OS to cancel one outstanding overlapped call on `socket`.
     static BOOL cancel_io_ex(SOCKET socket, OVERLAPPED* overlapped) noexcept
     {

@@ -3,11 +3,14 @@
 // include that.
 //
 // The logic is written once here, over a small layer of OS primitives in
-// namespace `os`: socket_transport_posix.hpp (BSD sockets) on Linux,
-// socket_transport_win32.hpp (Winsock) on Windows. Only those two include
-// platform headers; the code below uses nothing but the names the two socket
-// APIs share unchanged (addrinfo, getaddrinfo, sockaddr_in, inet_ntop,
-// getsockname, ...) and calls `os` for everything else.
+// namespace `os`: socket_transport_posix.hpp (BSD sockets) or
+// socket_transport_win32.hpp (Winsock), whichever the default backend names
+// (ASOCK_DEFAULT_C_TRANSPORT_HEADER, asock/default_platform.hpp). Only those
+// two include platform headers; the code below uses nothing but the names the
+// two socket APIs share unchanged (addrinfo, sockaddr_in, inet_ntop,
+// getsockname, ...) and calls `os` for everything else. Names are resolved
+// by asock/resolve.hpp over the OS layer's `os::resolver`, as the C++ TCP
+// helpers resolve them.
 //
 // Every socket a transport holds is non-blocking, so the transport's own calls
 // never block in the kernel: send waits for room (unless the OS layer lets
@@ -22,18 +25,20 @@
 
 #include <asock/buffer.hpp>
 #include <asock/c/socket_transport.h>
+#include <asock/default_platform.hpp>
+#include <asock/resolve.hpp>
 
 #include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <mutex>
 #include <new>
 #include <shared_mutex>
+#include <system_error>
 
 // ---- the vocabulary of the OS layer ------------------------------------------
 
@@ -76,11 +81,7 @@ enum class accept_status {
 } // namespace asock::c_api::transport
 
 #define ASOCK_C_SOCKET_TRANSPORT_OS_LAYER 1
-#if defined(_WIN32)
-#include <asock/c/detail/socket_transport_win32.hpp>
-#else
-#include <asock/c/detail/socket_transport_posix.hpp>
-#endif
+#include ASOCK_DEFAULT_C_TRANSPORT_HEADER
 #undef ASOCK_C_SOCKET_TRANSPORT_OS_LAYER
 
 struct SOCKET_TRANSPORT_TAG {
@@ -140,29 +141,14 @@ inline bool has_socket(const SOCKET_TRANSPORT_TAG& t) noexcept
     return t.fd.load(std::memory_order_acquire) != os::invalid_socket;
 }
 
-struct addrinfo_list {
-    addrinfo* head = nullptr;
-    addrinfo_list() = default;
-    addrinfo_list(const addrinfo_list&) = delete;
-    addrinfo_list& operator=(const addrinfo_list&) = delete;
-    ~addrinfo_list()
-    {
-        if (head != nullptr) {
-            ::freeaddrinfo(head);
-        }
-    }
-};
+using address_list = asock::net::address_list<os::resolver>;
 
-inline bool resolve(const char* host, std::uint16_t port, bool passive, addrinfo_list& out) noexcept
+/// The TCP endpoints of host:port (asock/resolve.hpp); empty when the name
+/// does not resolve (the C API reports only that it failed).
+inline address_list resolve(const char* host, std::uint16_t port, bool passive) noexcept
 {
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_protocol = IPPROTO_TCP;
-    hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
-    char service[8];
-    std::snprintf(service, sizeof service, "%u", static_cast<unsigned>(port));
-    return ::getaddrinfo(host, service, &hints, &out.head) == 0;
+    std::error_code ec;
+    return asock::net::resolve<os::resolver>(host, port, passive, ec);
 }
 
 /// One connect attempt to `ai`, waiting until `deadline`. Returns the
@@ -191,7 +177,7 @@ inline int listen_on(SOCKET_TRANSPORT_TAG* t, const char* address, std::uint16_t
     if (t == nullptr || t->type != SOCKET_BINDING || has_socket(*t)) {
         return 1;
     }
-    addrinfo_list addrs;
+    address_list addrs;
     sockaddr_in any{};
     addrinfo fallback{};
     const addrinfo* first;
@@ -206,10 +192,11 @@ inline int listen_on(SOCKET_TRANSPORT_TAG* t, const char* address, std::uint16_t
         fallback.ai_addrlen = sizeof any;
         first = &fallback;
     } else {
-        if (!resolve(address, port, true, addrs)) {
+        addrs = resolve(address, port, true);
+        if (addrs.empty()) {
             return 1;
         }
-        first = addrs.head;
+        first = addrs.get();
     }
     for (const addrinfo* ai = first; ai != nullptr; ai = ai->ai_next) {
         const native_socket s = os::open_socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
@@ -370,13 +357,13 @@ ASOCK_C_API int socket_transport_connect(SOCKET_TRANSPORT_HANDLE socket_transpor
         tr::has_socket(*socket_transport)) {
         return 1;
     }
-    tr::addrinfo_list addrs;
-    if (!tr::resolve(hostname, port, false, addrs)) {
+    const tr::address_list addrs = tr::resolve(hostname, port, false);
+    if (addrs.empty()) {
         return 1;
     }
     const auto deadline = tr::deadline_after(connection_timeout_ms);
-    for (const addrinfo* ai = addrs.head; ai != nullptr; ai = ai->ai_next) {
-        const tr::native_socket s = tr::connect_one(*socket_transport, *ai, deadline);
+    for (const addrinfo& ai : addrs) {
+        const tr::native_socket s = tr::connect_one(*socket_transport, ai, deadline);
         if (s == tr::os::invalid_socket) {
             continue;
         }

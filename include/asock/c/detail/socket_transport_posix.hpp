@@ -9,6 +9,8 @@
 // - Waits use poll(). shutdown() wakes a poll() on any socket, a listening one
 //   included, so the waits here need not watch the transport's `closing` flag:
 //   a disconnect's shutdown ends them and the next call reports why.
+// - Names are resolved by asock/resolve.hpp over asock::posix::resolver_os
+//   (asock/posix/tcp_posix.hpp), as the C++ TCP helpers resolve them.
 // - send passes MSG_NOSIGNAL (a vanished peer gives EPIPE, not SIGPIPE) and
 //   MSG_DONTWAIT (the transport waits with poll() itself, or not at all when
 //   the caller passed MSG_DONTWAIT).
@@ -17,6 +19,8 @@
 #ifndef ASOCK_C_SOCKET_TRANSPORT_OS_LAYER
 #error "include asock/c/implementation.hpp (socket_transport_posix.hpp is part of detail/socket_transport.hpp)"
 #endif
+
+#include <asock/posix/tcp_posix.hpp> // asock::posix::resolver_os
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -36,6 +40,9 @@ namespace asock::c_api::transport::os {
 using native_socket = int;
 inline constexpr native_socket invalid_socket = -1;
 
+/// The OS layer of name resolution (asock/resolve.hpp).
+using resolver = asock::posix::resolver_os;
+
 /// POSIX has no socket library to start.
 struct library_ref {
     bool ok() const noexcept { return true; }
@@ -53,10 +60,11 @@ inline void set_nodelay(native_socket s) noexcept
     ::setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
-inline bool set_nonblocking(native_socket s) noexcept
+/// Puts `s` in non-blocking mode (`on`), or back in blocking mode.
+inline bool set_nonblocking(native_socket s, bool on = true) noexcept
 {
     const int flags = ::fcntl(s, F_GETFL, 0);
-    return flags >= 0 && ::fcntl(s, F_SETFL, flags | O_NONBLOCK) == 0;
+    return flags >= 0 && ::fcntl(s, F_SETFL, on ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK)) == 0;
 }
 
 inline bool is_socket(native_socket s) noexcept

@@ -19,12 +19,15 @@
 //   WSACleanup in destroy; Winsock counts them), so a transport works whether
 //   or not the caller called platform_init.
 // - Sockets are made non-inheritable by hand (POSIX: SOCK_CLOEXEC).
+// - Names are resolved by asock/resolve.hpp over asock::win32::resolver_os
+//   (asock/win32/tcp_win32.hpp), as the C++ TCP helpers resolve them.
 #pragma once
 
 #ifndef ASOCK_C_SOCKET_TRANSPORT_OS_LAYER
 #error "include asock/c/implementation.hpp (socket_transport_win32.hpp is part of detail/socket_transport.hpp)"
 #endif
 
+#include <asock/win32/tcp_win32.hpp> // asock::win32::resolver_os
 #include <asock/win32/win32_api.hpp> // <winsock2.h>, <ws2tcpip.h>, <windows.h> in the right order
 
 #include <algorithm>
@@ -33,6 +36,9 @@ namespace asock::c_api::transport::os {
 
 using native_socket = SOCKET;
 inline constexpr native_socket invalid_socket = INVALID_SOCKET;
+
+/// The OS layer of name resolution (asock/resolve.hpp).
+using resolver = asock::win32::resolver_os;
 
 /// Holds one Winsock reference for as long as it lives.
 struct library_ref {
@@ -283,25 +289,16 @@ inline constexpr bool list_each_address_once = true;
 template <class Use>
 bool with_local_addresses(const char* hostname, Use&& use) noexcept
 {
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    addrinfo* head = nullptr;
-    if (::getaddrinfo(hostname, nullptr, &hints, &head) != 0) {
-        head = nullptr;
-    }
-    const auto for_each_address = [head](auto&& visit) {
-        for (const addrinfo* ai = head; ai != nullptr; ai = ai->ai_next) {
-            if (ai->ai_addr != nullptr) {
-                visit(*ai->ai_addr);
+    std::error_code ec;
+    const asock::net::address_list<resolver> addrs = asock::net::resolve_host<resolver>(hostname, ec);
+    const auto for_each_address = [&addrs](auto&& visit) {
+        for (const addrinfo& ai : addrs) {
+            if (ai.ai_addr != nullptr) {
+                visit(*ai.ai_addr);
             }
         }
     };
-    const bool ok = use(for_each_address);
-    if (head != nullptr) {
-        ::freeaddrinfo(head);
-    }
-    return ok;
+    return use(for_each_address);
 }
 
 } // namespace asock::c_api::transport::os

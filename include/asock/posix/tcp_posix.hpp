@@ -1,19 +1,24 @@
-// asock/linux/tcp_posix.hpp: TCP connect and listen/accept over POSIX sockets.
+// asock/posix/tcp_posix.hpp: TCP connect and listen/accept over POSIX sockets.
 //
 // Both are built on async_socket itself: the connecting or listening descriptor
 // is opened as an async_socket and waited on with notify_io_async, so the
-// helpers add no backend code. Include <asock/tcp.hpp> rather than this file.
+// helpers add no backend code and serve any backend whose handles are POSIX
+// descriptors and that supports notify_io (epoll today). They use
+// SOCK_NONBLOCK / SOCK_CLOEXEC and accept4 (POSIX.1-2024; Linux and the BSDs).
+// Include <asock/tcp.hpp> rather than this file.
+//
+// Also the POSIX layer of name resolution (asock/resolve.hpp), which the C
+// API's socket transport uses too.
 #pragma once
 
 #include <asock/async_socket.hpp>
+#include <asock/resolve.hpp>
 #include <asock/results.hpp>
 #include <asock/tcp_outcome.hpp>
 #include <asock/task.hpp>
 
 #include <cerrno>
 #include <cstdint>
-#include <cstdio>
-#include <memory>
 #include <stop_token>
 #include <string>
 #include <system_error>
@@ -28,17 +33,38 @@
 
 namespace asock {
 
-/// Errors of name resolution (getaddrinfo's EAI_* codes).
-inline const std::error_category& resolve_category() noexcept
-{
-    struct category : std::error_category {
-        const char* name() const noexcept override { return "asock.resolve"; }
-        std::string message(int code) const override { return ::gai_strerror(code); }
-    };
-    static const category c;
-    return c;
-}
+namespace posix {
 
+/// The POSIX layer of asock/resolve.hpp: getaddrinfo and its EAI_* codes.
+struct resolver_os {
+    using addrinfo_type = ::addrinfo;
+    static constexpr int any_family = AF_UNSPEC;
+    static constexpr int stream_type = SOCK_STREAM;
+    static constexpr int tcp_protocol = IPPROTO_TCP;
+    static constexpr int passive_flag = AI_PASSIVE;
+    static constexpr int numeric_service_flag = AI_NUMERICSERV;
+
+    static int getaddrinfo(const char* host, const char* service, const addrinfo_type* hints,
+                           addrinfo_type** out) noexcept
+    {
+        return ::getaddrinfo(host, service, hints, out);
+    }
+    static void freeaddrinfo(addrinfo_type* list) noexcept { ::freeaddrinfo(list); }
+    /// EAI_SYSTEM: the failure is errno's, reported in std::system_category().
+    static std::error_code system_error(int code) noexcept
+    {
+        return code == EAI_SYSTEM ? std::error_code(errno, std::system_category()) : std::error_code();
+    }
+    static std::string message(int code) { return ::gai_strerror(code); }
+};
+
+using address_list = net::address_list<resolver_os>;
+
+} // namespace posix
+
+/// Errors of name resolution: getaddrinfo's EAI_* codes, in the category
+/// "asock.resolve" (EAI_SYSTEM is reported as its errno in std::system_category()).
+inline const std::error_category& resolve_category() noexcept { return net::resolve_category<posix::resolver_os>(); }
 
 namespace detail {
 inline void set_tcp_nodelay(int fd) noexcept
@@ -48,27 +74,11 @@ inline void set_tcp_nodelay(int fd) noexcept
 }
 inline std::error_code last_error() noexcept { return {errno, std::system_category()}; }
 
-struct addrinfo_deleter {
-    void operator()(addrinfo* p) const noexcept { ::freeaddrinfo(p); }
-};
-using addrinfo_ptr = std::unique_ptr<addrinfo, addrinfo_deleter>;
-
-inline addrinfo_ptr resolve(const std::string& host, std::uint16_t port, bool passive, std::error_code& ec)
+/// host:port for connect (passive false) or bind (true); "" is no host.
+inline posix::address_list resolve_tcp(const std::string& host, std::uint16_t port, bool passive,
+                                       std::error_code& ec) noexcept
 {
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
-    char service[8];
-    std::snprintf(service, sizeof service, "%u", static_cast<unsigned>(port));
-    addrinfo* res = nullptr;
-    const int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), service, &hints, &res);
-    if (rc != 0) {
-        ec = rc == EAI_SYSTEM ? last_error() : std::error_code(rc, resolve_category());
-        return nullptr;
-    }
-    ec.clear();
-    return addrinfo_ptr(res);
+    return net::resolve<posix::resolver_os>(host.empty() ? nullptr : host.c_str(), port, passive, ec);
 }
 } // namespace detail
 
@@ -82,13 +92,13 @@ task<connect_outcome<Platform>> tcp_connect(typename Platform::engine_type& engi
                                             std::uint16_t port, std::stop_token token = {})
 {
     std::error_code ec;
-    detail::addrinfo_ptr addrs = detail::resolve(host, port, false, ec);
-    if (!addrs) {
+    const posix::address_list addrs = detail::resolve_tcp(host, port, false, ec);
+    if (ec) {
         co_return connect_outcome<Platform>{ec, {}};
     }
     ec = std::make_error_code(std::errc::connection_refused);
-    for (addrinfo* ai = addrs.get(); ai != nullptr; ai = ai->ai_next) {
-        const int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+    for (const addrinfo& ai : addrs) {
+        const int fd = ::socket(ai.ai_family, ai.ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai.ai_protocol);
         if (fd < 0) {
             ec = detail::last_error();
             continue;
@@ -100,7 +110,7 @@ task<connect_outcome<Platform>> tcp_connect(typename Platform::engine_type& engi
             ec = std::make_error_code(std::errc::not_enough_memory);
             continue;
         }
-        if (::connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+        if (::connect(fd, ai.ai_addr, ai.ai_addrlen) != 0) {
             if (errno != EINPROGRESS) {
                 ec = detail::last_error();
                 continue; // `s` closes fd
@@ -203,20 +213,20 @@ private:
                                        std::uint16_t port, int backlog)
     {
         std::error_code ec;
-        detail::addrinfo_ptr addrs = detail::resolve(host, port, true, ec);
-        if (!addrs) {
+        const posix::address_list addrs = detail::resolve_tcp(host, port, true, ec);
+        if (ec) {
             return ec;
         }
         ec = std::make_error_code(std::errc::address_not_available); // an empty list: nothing to bind
-        for (addrinfo* ai = addrs.get(); ai != nullptr; ai = ai->ai_next) {
-            const int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+        for (const addrinfo& ai : addrs) {
+            const int fd = ::socket(ai.ai_family, ai.ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai.ai_protocol);
             if (fd < 0) {
                 ec = detail::last_error();
                 continue;
             }
             int one = 1;
             ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-            if (::bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || ::listen(fd, backlog) != 0) {
+            if (::bind(fd, ai.ai_addr, ai.ai_addrlen) != 0 || ::listen(fd, backlog) != 0) {
                 ec = detail::last_error();
                 ::close(fd);
                 continue;
