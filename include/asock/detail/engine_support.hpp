@@ -208,3 +208,76 @@ void destroy_on_another_thread(Fn destroy) noexcept
 }
 
 } // namespace asock::detail
+
+namespace asock::detail {
+
+/// Where an engine's last reference was dropped, which decides who destroys it.
+enum class last_reference_site : std::uint8_t {
+    caller_loop, ///< inside run() / run_one() / poll() on the caller's thread: that loop call destroys it as it returns
+    own_thread,  ///< on one of the engine's own threads, which cannot join or wait for itself: another thread does
+    elsewhere,   ///< anywhere else: destroyed now, on this thread
+};
+
+/// The lifetime every engine shares (CRTP): creation, the reference count,
+/// the default engine, and who destroys the engine when its last reference
+/// goes. `Engine` provides, reachable from this base (friend it):
+/// - `bool init(const Options&)` and `void destroy_now()` (also after a failed init);
+/// - `last_reference_site last_reference_site_here() const` and
+///   `void orphan_in_caller_loop()` (stop the loop; its scope destroys the engine);
+/// - `static Options default_engine_options()`.
+template <class Engine, class Options>
+class engine_lifetime {
+public:
+    /// Creates an engine with one reference, or returns nullptr when its
+    /// resources (threads, OS objects) cannot be had or the options are
+    /// inconsistent.
+    static Engine* create(const Options& options = {}) noexcept
+    {
+        auto* e = new (std::nothrow) Engine();
+        if (e == nullptr) {
+            return nullptr;
+        }
+        if (!e->init(options)) {
+            e->destroy_now();
+            return nullptr;
+        }
+        return e;
+    }
+
+    /// The process-wide engine, created on first use with the backend's
+    /// default options and destroyed when its last reference goes. Returns a
+    /// new reference.
+    static Engine* acquire_default() noexcept
+    {
+        return default_engine_slot<Engine>::acquire([] { return create(Engine::default_engine_options()); });
+    }
+
+    void inc_ref() noexcept { refs_.add(); }
+
+    void dec_ref() noexcept
+    {
+        if (!refs_.release()) {
+            return;
+        }
+        Engine* self = static_cast<Engine*>(this);
+        default_engine_slot<Engine>::forget(self);
+        switch (self->last_reference_site_here()) {
+        case last_reference_site::caller_loop: self->orphan_in_caller_loop(); return;
+        case last_reference_site::own_thread: destroy_on_another_thread([self] { self->destroy_now(); }); return;
+        case last_reference_site::elsewhere: break;
+        }
+        self->destroy_now();
+    }
+
+    std::uint32_t use_count() const noexcept { return refs_.count(); }
+    engine_refs& refs() noexcept { return refs_; }
+
+protected:
+    engine_lifetime() noexcept = default;
+    ~engine_lifetime() = default;
+
+private:
+    engine_refs refs_;
+};
+
+} // namespace asock::detail

@@ -47,60 +47,20 @@ inline thread_local loop_context tls_loop{};
 } // namespace detail
 
 template <class Sys>
-class basic_epoll_engine {
+class basic_epoll_engine : public asock::detail::engine_lifetime<basic_epoll_engine<Sys>, engine_options> {
+    using lifetime = asock::detail::engine_lifetime<basic_epoll_engine<Sys>, engine_options>;
+    friend lifetime;
+
 public:
     using core_type = epoll_socket_core<Sys>;
     using work_item = asock::detail::work_item;
 
-    /// Creates an engine with one reference, or returns nullptr when the
-    /// kernel refuses an epoll instance, an eventfd or a thread.
-    static basic_epoll_engine* create(const engine_options& options = {}) noexcept
-    {
-        auto* e = new (std::nothrow) basic_epoll_engine();
-        if (e == nullptr) {
-            return nullptr;
-        }
-        if (!e->init(options)) {
-            e->destroy_now();
-            return nullptr;
-        }
-        return e;
-    }
+    // create(options) (nullptr when the kernel refuses an epoll instance, an
+    // eventfd or a thread), acquire_default(), inc_ref(), dec_ref(),
+    // use_count(): detail::engine_lifetime. The default engine is the one
+    // used where the spec lets the execution engine be NULL (11_002): one
+    // thread.
 
-    /// The process-wide engine used where the spec lets the execution engine be
-    /// NULL (11_002). Created on first use with one thread, destroyed when its
-    /// last reference goes. Returns a new reference.
-    static basic_epoll_engine* acquire_default() noexcept
-    {
-        return asock::detail::default_engine_slot<basic_epoll_engine>::acquire([] { return create(engine_options{1}); });
-    }
-
-    void inc_ref() noexcept { refs_.add(); }
-
-    void dec_ref() noexcept
-    {
-        if (!refs_.release()) {
-            return;
-        }
-        asock::detail::default_engine_slot<basic_epoll_engine>::forget(this);
-        if (is_loop_thread()) {
-            // The last reference went on one of our own threads (a callback
-            // dropped it). That thread cannot join itself: let another do it.
-            asock::detail::destroy_on_another_thread([this] { destroy_now(); });
-            return;
-        }
-        if (running_in_this_thread()) {
-            // Dropped inside run() / run_one() / poll() on the caller's thread:
-            // finish the loop call first; its loop_scope destroys the engine.
-            orphaned_ = true;
-            stop_.store(true, std::memory_order_release);
-            return;
-        }
-        destroy_now();
-    }
-
-    std::uint32_t use_count() const noexcept { return refs_.count(); }
-    asock::detail::engine_refs& refs() noexcept { return refs_; }
     unsigned thread_count() const noexcept { return static_cast<unsigned>(threads_.size()); }
     int epoll_fd() const noexcept { return epfd_; }
 
@@ -269,6 +229,25 @@ private:
         return true;
     }
 
+    static engine_options default_engine_options() noexcept { return engine_options{1}; }
+
+    asock::detail::last_reference_site last_reference_site_here() const noexcept
+    {
+        if (is_loop_thread()) {
+            return asock::detail::last_reference_site::own_thread;
+        }
+        // Inside run() / run_one() / poll() on the caller's thread: finish
+        // the loop call first; its loop_scope destroys the engine.
+        return running_in_this_thread() ? asock::detail::last_reference_site::caller_loop
+                                        : asock::detail::last_reference_site::elsewhere;
+    }
+
+    void orphan_in_caller_loop() noexcept
+    {
+        orphaned_ = true;
+        stop_.store(true, std::memory_order_release);
+    }
+
     void destroy_now() noexcept
     {
         stop();
@@ -395,7 +374,6 @@ private:
         return n;
     }
 
-    asock::detail::engine_refs refs_;
     int epfd_ = -1;
     int evfd_ = -1;
     std::atomic<bool> stop_{false};

@@ -61,63 +61,20 @@ inline thread_local const void* tls_loop = nullptr;
 } // namespace detail
 
 template <class Api>
-class basic_threadpool_engine {
+class basic_threadpool_engine : public asock::detail::engine_lifetime<basic_threadpool_engine<Api>, engine_options> {
+    using lifetime = asock::detail::engine_lifetime<basic_threadpool_engine<Api>, engine_options>;
+    friend lifetime;
+
 public:
     using core_type = threadpool_socket_core<Api>;
     using work_item = asock::detail::work_item;
 
-    /// Creates an engine with one reference, or returns nullptr when the
-    /// options are inconsistent (max_threads below min_threads), Winsock does
-    /// not start, or the OS refuses the pool or its work object.
-    static basic_threadpool_engine* create(const engine_options& options = {}) noexcept
-    {
-        auto* e = new (std::nothrow) basic_threadpool_engine();
-        if (e == nullptr) {
-            return nullptr;
-        }
-        if (!e->init(options)) {
-            e->destroy_now();
-            return nullptr;
-        }
-        return e;
-    }
-
-    /// The process-wide engine (default options), created on first use and
-    /// destroyed when its last reference goes. Returns a new reference. The
-    /// Windows spec has no NULL execution engine (01_002); the C++ API offers
-    /// this for async_socket::on_default_engine, as on Linux.
-    static basic_threadpool_engine* acquire_default() noexcept
-    {
-        return asock::detail::default_engine_slot<basic_threadpool_engine>::acquire([] { return create(engine_options{}); });
-    }
-
-    void inc_ref() noexcept { refs_.add(); }
-
-    void dec_ref() noexcept
-    {
-        if (!refs_.release()) {
-            return;
-        }
-        asock::detail::default_engine_slot<basic_threadpool_engine>::forget(this);
-        if (detail::tls_loop == this) {
-            // Dropped inside run() / run_one() / poll() on the caller's thread:
-            // the loop call finishes first; the last loop_scope to end destroys
-            // the engine, on this thread (as on Linux).
-            orphaned_.store(true);
-            stop();
-            return;
-        }
-        if (running_in_this_thread()) {
-            // The last reference went inside one of our own callbacks, which
-            // cannot wait for itself to return: let another thread do it.
-            asock::detail::destroy_on_another_thread([this] { destroy_now(); });
-            return;
-        }
-        destroy_now();
-    }
-
-    std::uint32_t use_count() const noexcept { return refs_.count(); }
-    asock::detail::engine_refs& refs() noexcept { return refs_; }
+    // create(options) (nullptr when the options are inconsistent: max_threads
+    // below min_threads; Winsock does not start; or the OS refuses the pool or
+    // its work object), acquire_default(), inc_ref(), dec_ref(), use_count():
+    // detail::engine_lifetime. The Windows spec has no NULL execution engine
+    // (01_002); the C++ API offers the default engine (default options) for
+    // async_socket::on_default_engine, as on Linux.
 
     /// The pool's minimum thread count (at least 1), or 0 for an engine whose
     /// loop the caller runs (`threads = 0`): generic code (sync_wait(engine,
@@ -407,6 +364,27 @@ private:
         return true;
     }
 
+    static engine_options default_engine_options() noexcept { return engine_options{}; }
+
+    asock::detail::last_reference_site last_reference_site_here() const noexcept
+    {
+        if (detail::tls_loop == this) {
+            // Inside run() / run_one() / poll() on the caller's thread: the
+            // loop call finishes first; the last loop_scope to end destroys
+            // the engine, on this thread (as on Linux).
+            return asock::detail::last_reference_site::caller_loop;
+        }
+        // Inside one of our own callbacks, which cannot wait for itself to return.
+        return running_in_this_thread() ? asock::detail::last_reference_site::own_thread
+                                        : asock::detail::last_reference_site::elsewhere;
+    }
+
+    void orphan_in_caller_loop() noexcept
+    {
+        orphaned_.store(true);
+        stop();
+    }
+
     void destroy_now() noexcept
     {
         if (caller_loop_) {
@@ -514,7 +492,6 @@ private:
         detail::tls_loop = saved_loop;
     }
 
-    asock::detail::engine_refs refs_;
     std::atomic<std::uint32_t> active_{0};
     unsigned threads_ = 1;
     bool caller_loop_ = false; // threads = 0: the caller runs the loop (fixed at creation)
