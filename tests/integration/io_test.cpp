@@ -75,8 +75,8 @@ TEST_CASE("regression: a multi-buffer receive fills every buffer in order, not o
         }
         SECTION("more buffers than one system call takes (150 buffers)")
         {
-            // Linux only: a Windows receive fills at most its first 64 buffers
-            // (the shared multi_buffer scenario stops at 64).
+            // Past the 64 buffers of one recvmsg (Windows: of one WSARecv,
+            // tests/win32/integration_io.cpp has its own run of this).
             sc::scatter_receive_waiting<H>(e, sc::ascending_sizes(150), 150 * 151 / 2, 4);
         }
     });
@@ -136,9 +136,8 @@ TEST_CASE("peer reset: pending operations complete abandoned, later sends report
         const receive_outcome again = it::run(*engine, it::receive_into(a, buf, sizeof buf));
         CHECK(again.result == receive_result::abandoned);
     }
-    // The sections below are Linux only: on Windows a send pending when the
-    // connection is reset completes with `error` (its WSASend fails with
-    // WSAECONNRESET, docs/windows.md), not `abandoned`.
+    // A send pending when the connection is reset completes `abandoned` on
+    // both backends (tests/win32/integration_io.cpp checks Windows).
     SECTION("a pending send")
     {
         auto [a, b] = sc::make_async_and_peer<it::posix_harness>(*engine);

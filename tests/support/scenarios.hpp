@@ -771,8 +771,8 @@ inline std::vector<std::size_t> ascending_sizes(std::size_t count)
 
 /// A multi-buffer receive (scatter) started when `sent` bytes already wait
 /// fills the buffers in order, every one of them and not only the first: one
-/// receive takes what is there, up to the buffers' room. (Windows fills at
-/// most the first 64 buffers of a receive; Linux takes any number.)
+/// receive takes what is there, up to the buffers' room, past the 64
+/// buffers one system call takes on either backend.
 template <class H>
 void scatter_receive_waiting(asock::engine& e, const std::vector<std::size_t>& sizes, std::size_t sent,
                              std::uint32_t seed)
