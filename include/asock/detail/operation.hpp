@@ -48,14 +48,6 @@ struct op_type {
     void (*set_cancelled)(operation&) noexcept;
 };
 
-#if defined(_WIN32)
-/// Bytes inside every operation record that the Windows backend hands to the
-/// OS while the operation runs (transitional: moving into the backend).
-struct platform_op_storage {
-    alignas(void*) unsigned char bytes[8 * sizeof(void*)];
-};
-#endif
-
 /// Common header of every operation record.
 struct operation : work_item {
     operation* prev = nullptr;
@@ -65,9 +57,6 @@ struct operation : work_item {
     op_direction direction;
     bool queued = false;           ///< Linked in a socket queue (guarded by that queue's lock).
     bool cancel_requested = false; ///< A stop request arrived (guarded by the queue's lock).
-#if defined(_WIN32)
-    platform_op_storage platform; ///< Owned by the backend from start to completion.
-#endif
 
     operation(const op_type& k, op_direction d) noexcept : kind(&k), direction(d) {}
     operation(const operation&) = delete;

@@ -9,11 +9,13 @@
 //   that fails at once with anything but WSA_IO_PENDING. A call that succeeds
 //   at once still reports through the callback (the socket is not put in
 //   skip-on-success mode), so every accepted operation completes there.
-// - The OVERLAPPED of a call lives inside the operation record itself
-//   (operation::platform, see include/asock/detail/operation.hpp), followed by a
-//   pointer back to the record. The callback finds the record by comparing the
-//   OVERLAPPED* it is given with the calls still outstanding (never by reading
-//   through it: close() may have settled the call and its record may be gone).
+// - A send's or a receive's call uses the OVERLAPPED of its direction (`side`
+//   of the core, with the byte count and the buffer batch the call was given):
+//   each direction has at most one call outstanding. An overlapped_op (the TCP
+//   helpers' ConnectEx / AcceptEx; any number outstanding) carries its own. The
+//   callback finds the call by comparing the OVERLAPPED* it is given with the
+//   calls still outstanding (never by reading through it: close() may have
+//   settled the call, and an overlapped_op's record may be gone).
 //   The WSABUF array is built on the stack for each call (Winsock captures it
 //   before the call returns).
 // - Each direction has its own lock and FIFO, and at most one call outstanding:
@@ -49,7 +51,9 @@
 //   valid memory.
 #pragma once
 
+#include <asock/detail/delivery.hpp>
 #include <asock/detail/operation.hpp>
+#include <asock/detail/socket_lifecycle.hpp>
 #include <asock/results.hpp>
 #include <asock/transport.hpp>
 #include <asock/win32/win32_api.hpp>
@@ -60,9 +64,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
-#include <new>
 #include <thread>
-#include <type_traits>
 #include <utility>
 
 namespace asock::win32 {
@@ -97,66 +99,14 @@ struct overlapped_op : notify_op {
     void* issue_context = nullptr;
     DWORD io_result = NO_ERROR;
     DWORD bytes = 0;
+    /// Given to the OS by the call, from its start until its completion.
+    OVERLAPPED overlapped{};
 };
 
 namespace detail {
 
 /// The engine whose callback (IO completion or posted work) this thread is running.
 inline thread_local const void* tls_engine = nullptr;
-
-/// What this thread is doing for a socket core right now (innermost first):
-/// calling the hooks of one direction (`deliver`), completing what a close()
-/// collected (`close`), or completing an operation a stop request withdrew
-/// (`cancel`). A destroy or close called from inside one of those hooks reads
-/// them: it must not wait for work it is itself part of, must deliver what
-/// that work still holds for the socket before it returns, and must let go of
-/// a direction it was delivering (the core may serve another socket next).
-struct delivery_frame {
-    enum class kind : std::uint8_t { deliver, close, cancel };
-    const void* core;
-    kind what;
-    void* side;                    ///< deliver: the direction being delivered
-    asock::detail::op_list* rest;  ///< close: completions not delivered yet
-    bool released;                 ///< deliver: a destroy inside a hook let go of the direction
-    delivery_frame* prev;
-};
-inline thread_local delivery_frame* tls_frames = nullptr;
-
-/// Pushes a frame for the lifetime of the scope.
-struct frame_scope {
-    delivery_frame frame;
-    frame_scope(const void* core, delivery_frame::kind what, void* side = nullptr,
-                asock::detail::op_list* rest = nullptr) noexcept
-        : frame{core, what, side, rest, false, tls_frames}
-    {
-        tls_frames = &frame;
-    }
-    ~frame_scope() { tls_frames = frame.prev; }
-    frame_scope(const frame_scope&) = delete;
-    frame_scope& operator=(const frame_scope&) = delete;
-};
-
-/// What a backend keeps in operation::platform while a call is outstanding.
-struct op_ext {
-    OVERLAPPED overlapped; // first: the callback's OVERLAPPED* is a pointer to this struct
-    operation* op;
-    DWORD asked;         // bytes the outstanding call was given
-    std::uint32_t first; // receive: the index of the first buffer the outstanding call was given
-};
-static_assert(std::is_standard_layout_v<op_ext>);
-static_assert(sizeof(op_ext) <= sizeof(asock::detail::platform_op_storage),
-              "asock::detail::platform_op_storage is too small for the OVERLAPPED of an operation");
-static_assert(alignof(op_ext) <= alignof(asock::detail::platform_op_storage));
-
-inline op_ext& begin_ext(operation& op, DWORD asked) noexcept
-{
-    op_ext* x = ::new (static_cast<void*>(op.platform.bytes)) op_ext{};
-    x->op = &op;
-    x->asked = asked;
-    return *x;
-}
-
-inline op_ext& ext_of(operation& op) noexcept { return *std::launder(reinterpret_cast<op_ext*>(op.platform.bytes)); }
 
 /// Most WSABUF entries given to one call; longer buffer lists are sent in
 /// several calls, and a receive that filled every buffer of its call goes on
@@ -190,8 +140,7 @@ public:
     /// a threadpool IO on the socket, OPEN.
     open_result open(SOCKET socket, const owner_type& owner) noexcept
     {
-        auto expected = socket_state::created;
-        if (!state_.compare_exchange_strong(expected, socket_state::opening, std::memory_order_acq_rel)) {
+        if (!lifecycle_.begin_open()) {
             return open_result::error; // 01_015: OPEN or OPENING; CLOSED sockets are not reopenable either
         }
         // Not a socket (a pipe or file handle): refused now rather than at the
@@ -211,7 +160,7 @@ public:
         socket_ = socket;
         owner_ = owner;
         opened_ = true;
-        send_failed_ = send_result::ok;
+        sends_.reset();
         pending_.store(0, std::memory_order_relaxed);
         set_state(socket_state::open); // 01_094
         return open_result::ok;
@@ -221,12 +170,9 @@ public:
     /// header comment for what it waits for, and where.
     void close() noexcept
     {
-        auto s = state_.load(std::memory_order_acquire);
-        do {
-            if (s != socket_state::open) {
-                return; // 01_022
-            }
-        } while (!state_.compare_exchange_weak(s, socket_state::closing, std::memory_order_acq_rel)); // 01_019
+        if (!lifecycle_.begin_close()) { // 01_019
+            return;                      // 01_022
+        }
         closers_.fetch_add(1);
         {
             std::lock_guard lk(life_mu_);
@@ -290,11 +236,12 @@ public:
         // From a hook that this thread's close() is delivering: the close's
         // other completions run now, never after this returns, and that close
         // is not waited for.
-        const bool own_close = deliver_rest_of_own_close();
+        const bool own_close = asock::detail::mark_destroyed_if_closing_here(this);
+        asock::detail::deliver_pending_here(this);
         for (;;) {
-            const auto s = state_.load();
+            const auto s = lifecycle_.load();
             if (s == socket_state::opening) {
-                wait_for([&] { return state_.load() != socket_state::opening; });
+                wait_for([&] { return lifecycle_.load() != socket_state::opening; });
                 continue;
             }
             if (s == socket_state::open) {
@@ -331,7 +278,7 @@ public:
         // this socket (withdrawn from its queue before the close): that
         // completion must not outlive the destroy. Those this thread runs
         // itself (a hook inside one destroyed the socket) are not waited for.
-        const unsigned own_cancels = count_frames(detail::delivery_frame::kind::cancel);
+        const unsigned own_cancels = asock::detail::count_frames(this, asock::detail::delivery_frame::kind::cancel);
         wait_for([&] { return cancels_.load() <= own_cancels; });
         release_own_deliveries(); // the core may serve another socket once this returns
         {
@@ -344,7 +291,7 @@ public:
         destroy_handle();
     }
 
-    socket_state state() const noexcept { return state_.load(std::memory_order_acquire); }
+    socket_state state() const noexcept { return lifecycle_.load(); }
     SOCKET native_handle() const noexcept { return socket_; }
     engine_type& engine() const noexcept { return *engine_; }
 
@@ -364,13 +311,11 @@ public:
         if (!is_open()) {
             return send_sync_result::not_open; // 01_097
         }
-        if (op.cancel_requested) {
-            op.result = send_result::cancelled;
-            done = true;
+        if (asock::detail::finished_by_early_stop(op, done)) {
             return send_sync_result::ok;
         }
-        if (send_failed_ != send_result::ok) {
-            return send_failed_ == send_result::abandoned ? send_sync_result::not_open : send_sync_result::error;
+        if (sends_.failed()) {
+            return sends_.rejection();
         }
         const bool idle = write_.ops.empty();
         write_.ops.push_back(&op);
@@ -398,9 +343,7 @@ public:
         if (!is_open()) {
             return start_result::not_open; // 01_098
         }
-        if (op.cancel_requested) {
-            op.result = receive_result::cancelled;
-            done = true;
+        if (asock::detail::finished_by_early_stop(op, done)) {
             return start_result::started;
         }
         const bool idle = read_.ops.empty();
@@ -428,16 +371,14 @@ public:
         if (!is_open()) {
             return start_result::not_open;
         }
-        if (op.cancel_requested) {
-            op.result = notify_io_result::cancelled;
-            done = true;
+        if (asock::detail::finished_by_early_stop(op, done)) {
             return start_result::started;
         }
         raw_.ops.push_back(&op);
-        detail::op_ext& x = detail::begin_ext(op, 0);
+        op.overlapped = OVERLAPPED{};
         pending_.fetch_add(1, std::memory_order_relaxed);
         Api::start_io(io_);
-        const int err = op.issue(op.issue_context, socket_, &x.overlapped);
+        const int err = op.issue(op.issue_context, socket_, &op.overlapped);
         if (err == 0 || err == WSA_IO_PENDING) {
             return start_result::started;
         }
@@ -464,7 +405,7 @@ public:
             return;
         }
         if (is_outstanding(sd, op)) {
-            cancel_call(op);
+            cancel_call(sd, op);
             return;
         }
         sd.ops.unlink(&op);
@@ -472,7 +413,7 @@ public:
         cancels_.fetch_add(1); // a destroy waits for this completion (detach)
         lk.unlock();
         {
-            detail::frame_scope scope(this, detail::delivery_frame::kind::cancel);
+            asock::detail::frame_scope scope(this, asock::detail::delivery_frame::kind::cancel);
             op.complete(&op, completion_mode::foreign);
         }
         cancels_.fetch_sub(1);
@@ -519,6 +460,13 @@ private:
         op_list done; // finished, hooks not yet called; delivered in this order
         bool busy = false;
         bool delivering = false;
+        // read_ / write_: the call outstanding while `busy`. A core goes back
+        // to the engine's pool only after the packet of its last call came
+        // back (finish_close(), released_), so this OVERLAPPED is never reused
+        // while the OS still owns it, by this socket or the core's next one.
+        OVERLAPPED call{};
+        DWORD asked = 0;         // bytes the call was given
+        std::uint32_t first = 0; // receive: the index of the first buffer the call was given
     };
 
     static constexpr std::uint32_t count_mask = (1u << 31) - 1;
@@ -528,23 +476,29 @@ private:
 
     std::array<side*, 3> sides() noexcept { return {&read_, &write_, &raw_}; }
 
-    bool is_open() const noexcept { return state_.load(std::memory_order_acquire) == socket_state::open; }
+    bool is_open() const noexcept { return lifecycle_.is_open(); }
 
+    // The fence pairs with the one in wait_for(): the lifecycle's store is a
+    // release, and a waiter that counted itself in waiters_ must either see
+    // the new state or be woken.
     void set_state(socket_state s) noexcept
     {
-        state_.store(s);
+        lifecycle_.set(s);
+        std::atomic_thread_fence(std::memory_order_seq_cst);
         wake_waiters();
     }
 
     // Waits (mutex + condition variable) until `pred` holds. Every change a
     // waiter may wait for is followed by wake_waiters(). Not std::atomic::wait:
     // libstdc++ can lose its wake-ups on targets without a futex (mingw-w64).
-    // The seq_cst order of waiters_ and of the awaited atomics makes the
-    // "wake only when someone waits" check safe.
+    // The seq_cst order of waiters_ and of the awaited atomics (the fences
+    // here and in set_state() for the lifecycle's acquire / release state)
+    // makes the "wake only when someone waits" check safe.
     template <class Pred>
     void wait_for(Pred pred) noexcept
     {
         waiters_.fetch_add(1);
+        std::atomic_thread_fence(std::memory_order_seq_cst);
         {
             std::unique_lock lk(wait_mu_);
             wait_cv_.wait(lk, pred);
@@ -572,44 +526,17 @@ private:
         }
     }
 
-    unsigned count_frames(detail::delivery_frame::kind what) const noexcept
-    {
-        unsigned n = 0;
-        for (const detail::delivery_frame* f = detail::tls_frames; f != nullptr; f = f->prev) {
-            n += f->core == this && f->what == what ? 1u : 0u;
-        }
-        return n;
-    }
-
     // Completes what a close() collected, one operation at a time off `now`, so
     // that a destroy from inside one of those hooks finds (and delivers) the
     // rest through this thread's frame.
     void deliver_closed(op_list& now) noexcept
     {
         {
-            detail::frame_scope scope(this, detail::delivery_frame::kind::close, nullptr, &now);
-            while (operation* op = now.pop_front()) {
-                op->complete(op, completion_mode::foreign);
-            }
+            asock::detail::frame_scope scope(this, asock::detail::delivery_frame::kind::close, &now);
+            asock::detail::deliver(now, completion_mode::foreign);
         }
         closers_.fetch_sub(1); // the close still holds the core (close_active_)
         wake_waiters();
-    }
-
-    // detach() inside a hook of this thread's close(): delivers what that
-    // close has not delivered yet. True when this thread is inside such a close.
-    bool deliver_rest_of_own_close() noexcept
-    {
-        bool found = false;
-        for (detail::delivery_frame* f = detail::tls_frames; f != nullptr; f = f->prev) {
-            if (f->core == this && f->what == detail::delivery_frame::kind::close) {
-                found = true;
-                while (operation* op = f->rest->pop_front()) {
-                    op->complete(op, completion_mode::foreign);
-                }
-            }
-        }
-        return found;
     }
 
     // detach() inside a hook that deliver() is calling on this thread: that
@@ -618,19 +545,19 @@ private:
     // once the hook returns.
     void release_own_deliveries() noexcept
     {
-        for (detail::delivery_frame* f = detail::tls_frames; f != nullptr; f = f->prev) {
-            if (f->core != this || f->what != detail::delivery_frame::kind::deliver || f->released) {
-                continue;
+        asock::detail::for_each_frame(this, [this](asock::detail::delivery_frame& f) {
+            if (f.what != asock::detail::delivery_frame::kind::dispatch || f.released) {
+                return;
             }
-            side& sd = *static_cast<side*>(f->side);
+            side& sd = *static_cast<side*>(f.side);
             {
                 std::lock_guard lk(sd.mu);
                 sd.delivering = false;
             }
-            f->released = true;
+            f.released = true;
             deliverers_.fetch_sub(1);
             wake_waiters();
-        }
+        });
     }
 
     side& side_for(const operation& op) noexcept
@@ -666,13 +593,19 @@ private:
         return &sd == &raw_ || (sd.busy && sd.ops.front() == &op);
     }
 
+    // The OVERLAPPED of the outstanding call of `op` (in sd.ops).
+    OVERLAPPED* overlapped_of(side& sd, operation& op) noexcept
+    {
+        return &sd == &raw_ ? &static_cast<overlapped_op&>(op).overlapped : &sd.call;
+    }
+
     // The operation whose outstanding call was given `ov`, or nullptr (side
     // lock held). Compares addresses only: `ov` is not read.
     operation* find_outstanding(side& sd, const OVERLAPPED* ov) noexcept
     {
         for (operation* op = sd.ops.front(); op != nullptr && is_outstanding(sd, *op);
              op = static_cast<operation*>(op->next)) {
-            if (&detail::ext_of(*op).overlapped == ov) {
+            if (overlapped_of(sd, *op) == ov) {
                 return op;
             }
         }
@@ -684,7 +617,7 @@ private:
     {
         for (operation* op = sd.ops.front(); op != nullptr && is_outstanding(sd, *op);
              op = static_cast<operation*>(op->next)) {
-            Api::cancel_io_ex(socket_, &detail::ext_of(*op).overlapped);
+            Api::cancel_io_ex(socket_, overlapped_of(sd, *op));
         }
     }
 
@@ -718,11 +651,11 @@ private:
         operation* op = sd.ops.front();
         while (op != nullptr && is_outstanding(sd, *op)) {
             auto* next = static_cast<operation*>(op->next);
-            OVERLAPPED* ov = &detail::ext_of(*op).overlapped;
+            OVERLAPPED* ov = overlapped_of(sd, *op);
             DWORD bytes = 0;
             DWORD err = NO_ERROR;
             if (Api::overlapped_result(socket_, ov, &bytes, &err)) {
-                settle(*op, err, bytes); // not OPEN: abandoned, or what the call achieved
+                settle(sd, *op, err, bytes); // not OPEN: abandoned, or what the call achieved
             } else {
                 left = true;
                 if (ask_again) {
@@ -743,9 +676,9 @@ private:
     // (Windows) or the call was busy moving data at that instant and missed
     // the request (Wine does this with a large send): a posted retry asks
     // again until the completion arrives.
-    void cancel_call(operation& op) noexcept
+    void cancel_call(side& sd, operation& op) noexcept
     {
-        if (!Api::cancel_io_ex(socket_, &detail::ext_of(op).overlapped)) {
+        if (!Api::cancel_io_ex(socket_, overlapped_of(sd, op))) {
             schedule_cancel_retry();
         }
     }
@@ -771,7 +704,7 @@ private:
             }
             for (operation* op = sd->ops.front(); op != nullptr && self->is_outstanding(*sd, *op);
                  op = static_cast<operation*>(op->next)) {
-                if (op->cancel_requested && !Api::cancel_io_ex(self->socket_, &detail::ext_of(*op).overlapped)) {
+                if (op->cancel_requested && !Api::cancel_io_ex(self->socket_, self->overlapped_of(*sd, *op))) {
                     again = true;
                 }
             }
@@ -819,14 +752,6 @@ private:
                err == WSAECONNABORTED || err == WSAENETRESET;
     }
 
-    // Under write_.mu: the send direction fails for good; the first cause stays.
-    void fail_sends(send_result r) noexcept
-    {
-        if (send_failed_ == send_result::ok) {
-            send_failed_ = r;
-        }
-    }
-
     // ---- issuing calls (side lock held, socket OPEN, op at the front) --------
 
     int issue_send(send_op& op) noexcept
@@ -841,11 +766,12 @@ private:
             bufs[n].len = op.buffers[i].size - skip;
             asked += bufs[n].len; // at most op.total, which fits
         }
-        detail::op_ext& x = detail::begin_ext(op, asked);
+        write_.call = OVERLAPPED{};
+        write_.asked = asked;
         pending_.fetch_add(1, std::memory_order_relaxed);
         write_.busy = true;
-        Api::start_io(io_);                                                  // 01_060
-        if (Api::wsa_send(socket_, bufs, n, nullptr, 0, &x.overlapped) == 0) { // 01_061
+        Api::start_io(io_);                                                   // 01_060
+        if (Api::wsa_send(socket_, bufs, n, nullptr, 0, &write_.call) == 0) { // 01_061
             return 0; // done at once; the completion still arrives through the callback
         }
         const int err = Api::wsa_get_last_error(); // 01_062
@@ -873,13 +799,14 @@ private:
         if (first == 0) {
             op.received = 0;
         }
-        detail::op_ext& x = detail::begin_ext(op, asked);
-        x.first = first;
+        read_.call = OVERLAPPED{};
+        read_.asked = asked;
+        read_.first = first;
         pending_.fetch_add(1, std::memory_order_relaxed);
         read_.busy = true;
         Api::start_io(io_); // 01_081
         DWORD flags = 0;
-        if (Api::wsa_recv(socket_, bufs, n, nullptr, &flags, &x.overlapped) == 0) { // 01_082
+        if (Api::wsa_recv(socket_, bufs, n, nullptr, &flags, &read_.call) == 0) { // 01_082
             return 0;
         }
         const int err = Api::wsa_get_last_error(); // 01_054
@@ -901,16 +828,16 @@ private:
         while (!write_.busy && !write_.ops.empty()) {
             auto& next = static_cast<send_op&>(*write_.ops.front());
             int err = 0;
-            if (send_failed_ == send_result::ok) {
+            if (!sends_.failed()) {
                 err = issue_send(next);
                 if (err == 0) {
                     break;
                 }
             }
             write_.ops.unlink(&next);
-            next.result = send_failed_ != send_result::ok ? send_failed_
-                          : err == WSAECONNRESET          ? send_result::abandoned
-                                                          : send_result::error;
+            next.result = sends_.failed()       ? sends_.cause()
+                          : err == WSAECONNRESET ? send_result::abandoned
+                                                 : send_result::error;
             move_to_done(write_, next);
         }
     }
@@ -953,22 +880,6 @@ private:
         }
     }
 
-    static void advance(send_op& op, std::uint32_t n) noexcept
-    {
-        op.sent += n;
-        while (n > 0) {
-            const std::uint32_t left = op.buffers[op.index].size - op.offset;
-            if (n >= left) {
-                n -= left;
-                ++op.index;
-                op.offset = 0;
-            } else {
-                op.offset += n;
-                n = 0;
-            }
-        }
-    }
-
     // ---- completions -----------------------------------------------------------
 
     static VOID CALLBACK on_io_complete(PTP_CALLBACK_INSTANCE, PVOID context, PVOID overlapped, ULONG io_result,
@@ -994,7 +905,7 @@ private:
             if (op == nullptr) {
                 continue;
             }
-            settle(*op, err, bytes);
+            settle(*sd, *op, err, bytes);
             const bool last = call_returned();
             lk.unlock();
             if (last) {
@@ -1018,10 +929,10 @@ private:
     // (or from the OS, for close()), moves it to `done` and issues the next
     // call of its direction, or abandons the rest when not OPEN (side lock
     // held). The byte count is checked against what this very call was given
-    // (op_ext::asked), never trusted beyond it.
-    void settle(operation& op, ULONG err, ULONG_PTR bytes) noexcept
+    // (side::asked), never trusted beyond it.
+    void settle(side& sd, operation& op, ULONG err, ULONG_PTR bytes) noexcept
     {
-        const DWORD asked = detail::ext_of(op).asked;
+        const DWORD asked = sd.asked;
         // Each direction's queue holds one kind of record: sends, receives,
         // and the overlapped_ops of the TCP helpers.
         switch (op.direction) {
@@ -1037,14 +948,14 @@ private:
         const bool open = is_open();
         bool finished = true;
         if (err == NO_ERROR && bytes == asked) {
-            advance(op, asked);
+            op.advance(asked);
             if (op.sent == op.total) {
                 op.result = send_result::ok; // 01_066
             } else if (!open) {
                 op.result = send_result::abandoned;
             } else if (op.cancel_requested) {
                 op.result = send_result::cancelled; // between two calls of a long buffer list
-                fail_sends(send_result::error);     // its first part is on the wire
+                sends_.fail(send_result::error);     // its first part is on the wire
             } else {
                 const int e = issue_send(op); // the next WSABUF batch of this send
                 finished = e != 0;
@@ -1053,7 +964,7 @@ private:
                     // the operation completes here (it was accepted), and no
                     // later send may follow the truncated bytes.
                     op.result = connection_gone(static_cast<ULONG>(e)) ? send_result::abandoned : send_result::error;
-                    fail_sends(op.result);
+                    sends_.fail(op.result);
                 }
             }
         } else if (err == NO_ERROR) {
@@ -1061,13 +972,13 @@ private:
             // nobody can trust: which bytes went out is unknown).
             op.result = send_result::error;
             if (bytes > 0 || op.sent > 0) {
-                fail_sends(send_result::error);
+                sends_.fail(send_result::error);
             }
         } else if (!open) {
             op.result = send_result::abandoned; // cancelled by close()
         } else if (err == ERROR_OPERATION_ABORTED && op.cancel_requested) {
             op.result = send_result::cancelled;
-            fail_sends(send_result::error); // how much of it reached the wire is unknown
+            sends_.fail(send_result::error); // how much of it reached the wire is unknown
         } else {
             // 01_067, except for an error that means the connection is gone
             // (the peer reset it, or it dropped): abandoned, as on Linux
@@ -1077,7 +988,7 @@ private:
                 // Part of it went out before the failure: no later send may
                 // follow. After a reset the later sends read as the
                 // connection being gone (42_002), as a WSASend would report it.
-                fail_sends(op.result);
+                sends_.fail(op.result);
             }
         }
         if (finished) {
@@ -1093,7 +1004,7 @@ private:
 
     // A receive of more than max_wsabuf buffers is filled by several calls,
     // one batch of buffers each: op.received counts the bytes of the earlier
-    // calls (issue_receive zeroes it for the first), op_ext::first names the
+    // calls (issue_receive zeroes it for the first), read_.first names the
     // batch of the call that completed.
     void settle_receive(receive_op& op, DWORD asked, ULONG err, ULONG_PTR bytes) noexcept // 01_071
     {
@@ -1106,7 +1017,7 @@ private:
             op.result = bytes > asked ? receive_result::error // 01_095
                                       : receive_result::ok;   // 01_069; also a cancel that lost the race
             if (err == NO_ERROR && bytes == asked && open && !op.cancel_requested &&
-                receive_next_batch(op, detail::ext_of(op).first)) {
+                receive_next_batch(op, read_.first)) {
                 return; // still outstanding, on its next buffers
             }
         } else if (before > 0) {
@@ -1178,7 +1089,7 @@ private:
         }
         sd.delivering = true;
         deliverers_.fetch_add(1);
-        detail::frame_scope scope(this, detail::delivery_frame::kind::deliver, &sd);
+        asock::detail::frame_scope scope(this, asock::detail::delivery_frame::kind::dispatch, nullptr, &sd);
         while (is_open()) {
             operation* op = sd.done.pop_front();
             if (op == nullptr) {
@@ -1198,9 +1109,7 @@ private:
         return true;
     }
 
-    struct kick_item : work_item {
-        threadpool_socket_core* self = nullptr;
-    };
+    using kick_item = asock::detail::kick_item<threadpool_socket_core>;
 
     static void run_kick(work_item* w) noexcept
     {
@@ -1315,7 +1224,7 @@ private:
         owner_ = {};
         opened_ = false;
         custom_transport_ = false;
-        send_failed_ = send_result::ok;
+        sends_.reset();
         set_state(socket_state::created);
     }
 
@@ -1326,12 +1235,8 @@ private:
     TP_CALLBACK_ENVIRON env_{};
     bool opened_ = false;
     bool custom_transport_ = false;
-    // Guarded by write_.mu. ok while sends may go on; otherwise the send
-    // direction failed for good (part of a send reached the wire and the rest
-    // never will, or a completion's byte count cannot be trusted) and every
-    // later send fails with this result (abandoned after a reset, else error).
-    send_result send_failed_ = send_result::ok;
-    std::atomic<socket_state> state_{socket_state::created};
+    asock::detail::send_direction sends_; // guarded by write_.mu
+    asock::detail::socket_lifecycle lifecycle_;
     std::atomic<std::uint32_t> pending_{0};    // calls whose packet has not come back | deferred_bit
     std::atomic<std::uint32_t> deliverers_{0}; // sides whose hooks are being called right now
     std::atomic<std::uint32_t> closers_{0};    // a close() not done calling its completions
