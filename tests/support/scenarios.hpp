@@ -64,6 +64,7 @@
 #include <string_view>
 #include <system_error>
 #include <thread>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -389,6 +390,11 @@ struct op_record {
     std::atomic<int> calls{0};
     int result = -1;
     bool abandoned = false;
+    /// Set by a test: the operation may legitimately have finished before the
+    /// close (a notify(out) whose socket had room for a moment while the
+    /// engine had not yet refilled it); check_abandoned_once accepts it.
+    bool ready_before_close = false;
+    bool may_be_ready_before_close = false;
     std::string_view name; // of the result, for messages
     std::uint32_t bytes = 0;
     int order = -1;
@@ -400,6 +406,9 @@ struct op_record {
     {
         result = static_cast<int>(r);
         abandoned = r == R::abandoned;
+        if constexpr (std::is_same_v<R, asock::notify_io_result>) {
+            ready_before_close = r == R::out || r == R::in;
+        }
         name = asock::to_string(r);
         bytes = n;
         order = sequence != nullptr ? sequence->fetch_add(1) : -1;
@@ -424,7 +433,7 @@ inline void check_abandoned_once(const op_record& r)
     CHECK(r.count() == 1);
     if (r.count() != 0) { // the other fields are only read once the count says they were written
         INFO("result " << r.name);
-        CHECK(r.abandoned);
+        CHECK((r.abandoned || (r.may_be_ready_before_close && r.ready_before_close)));
         CHECK(r.bytes == 0);
     }
 }
@@ -433,6 +442,10 @@ inline void check_abandoned_once(const op_record& r)
 struct awaited_record {
     std::atomic<int> resumed{0};
     bool abandoned = false;
+    bool ready_before_close = false;        ///< as op_record's
+    bool may_be_ready_before_close = false; ///< as op_record's
+    /// Abandoned, or (when the test allows it) ready before the close.
+    bool abandoned_or_allowed() const { return abandoned || (may_be_ready_before_close && ready_before_close); }
     std::string_view name;
     std::uint32_t bytes = 0;
     std::thread::id thread;
@@ -441,6 +454,9 @@ struct awaited_record {
     void record(R r, std::uint32_t n)
     {
         abandoned = r == R::abandoned;
+        if constexpr (std::is_same_v<R, asock::notify_io_result>) {
+            ready_before_close = r == R::out || r == R::in;
+        }
         name = asock::to_string(r);
         bytes = n;
         thread = this_thread_id();
@@ -1633,7 +1649,7 @@ int close_inside_coroutine(asock::engine& e, bool destroy)
     for (const auto& a : awaited) {
         CHECK(a.count() == 1);
         INFO("result " << a.name);
-        CHECK(a.abandoned);
+        CHECK(a.abandoned_or_allowed());
         CHECK(a.bytes == 0);
     }
     drain(e);
@@ -1775,7 +1791,7 @@ close_report close_with_pending(asock::engine& e, bool destroy)
         const awaited_record& a = *all[i];
         CHECK(a.count() == 1);
         INFO("result " << a.name);
-        CHECK(a.abandoned);
+        CHECK(a.abandoned_or_allowed());
         CHECK(a.bytes == 0);
         if (e.thread_count() == 0) {
             CHECK(a.thread == main_id); // the loop runs on this thread
