@@ -481,7 +481,7 @@ TEST_CASE("regression: a close waiting for a dispatch is woken when a dispatch t
     fake().sock(fd).data("ab");
     REQUIRE(fake().raise(fd, EPOLLIN));
 
-    std::thread d1_thread([&] { env.engine->run_one(0); });
+    std::thread d1_thread;
     std::thread d2_thread;
     std::atomic<int> dispatches{0};
     std::atomic<bool> d2_running{false};
@@ -509,14 +509,16 @@ TEST_CASE("regression: a close waiting for a dispatch is woken when a dispatch t
             std::this_thread::yield();
         }
     };
+    // The hook is set before any thread that reaches it starts.
+    d1_thread = std::thread([&] { env.engine->run_one(0); });
     while (!in_callback) {
         std::this_thread::yield();
     }
     within(std::chrono::seconds(30), "close waiting for a second dispatch", [&] { core->close(); });
-    fake().on_schedule_point = nullptr;
     if (d2_thread.joinable()) {
-        d2_thread.join();
+        d2_thread.join(); // before the hook goes: D2 may still be inside it
     }
+    fake().on_schedule_point = nullptr;
     CHECK(d1_done);
     CHECK(dispatches == 2);
     CHECK(r.calls == 1);
