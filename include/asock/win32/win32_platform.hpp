@@ -68,4 +68,6 @@ struct basic_win32_platform {
 
 using win32_platform = basic_win32_platform<win32_api>;
 
+static_assert(asock::detail::completion_io<threadpool_io<win32_api>>);
+
 } // namespace asock::win32
