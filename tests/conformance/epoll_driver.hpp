@@ -46,6 +46,10 @@ public:
     using engine_type = asock_test::fake_engine;
     using handle_type = int;
     static constexpr const char* name = "epoll";
+    /// Backend differences (docs/design.md, "Backend differences"): a
+    /// callback-form send that completes at once calls back inside its start
+    /// call (spec 11_061).
+    static constexpr bool send_callback_inside_start = true;
 
     backend()
     {

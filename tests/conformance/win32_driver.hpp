@@ -62,6 +62,10 @@ public:
     using engine_type = asock_wtest::fake_engine;
     using handle_type = SOCKET;
     static constexpr const char* name = "win32";
+    /// Backend differences (docs/design.md, "Backend differences"): a send's
+    /// callback always comes from its IO completion (spec 01_066), after the
+    /// start call returned.
+    static constexpr bool send_callback_inside_start = false;
 
     backend()
     {
