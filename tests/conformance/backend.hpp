@@ -30,8 +30,9 @@
 //   settle()                delivers what the peer did and runs the engine
 //                           until nothing is left to do
 //
-// and the CONFORMANCE_GAP_* macros: the Catch2 tags ("[!mayfail]" or nothing)
-// of the tests that backend is known to fail today.
+// and its rows of docs/design.md's backend differences, as constants:
+//   send_callback_inside_start, has_notify_io,
+//   cancel_of_outstanding_send_fails_direction
 //
 // Below: the probes and helpers the tests share.
 #pragma once

@@ -28,15 +28,6 @@
 
 #include <sys/epoll.h>
 
-// ---- contract gaps of this backend -------------------------------------------------------
-// Each expands to the Catch2 tags of the conformance tests this backend is
-// known to fail today ("[!mayfail]"), or to nothing. conformance_test.cpp says
-// at each test what the gap is. The epoll backend has none.
-#define CONFORMANCE_GAP_RECEIVE_PAST_64_BUFFERS ""
-#define CONFORMANCE_GAP_SEND_ABANDONED_ON_RESET ""
-#define CONFORMANCE_GAP_NOTIFY_IO ""
-#define CONFORMANCE_GAP_CANCELLED_SEND_WITHDRAWN ""
-
 namespace conformance {
 
 class backend {
@@ -50,6 +41,11 @@ public:
     /// callback-form send that completes at once calls back inside its start
     /// call (spec 11_061).
     static constexpr bool send_callback_inside_start = true;
+    /// notify_io_async waits for readiness.
+    static constexpr bool has_notify_io = true;
+    /// A waiting send that sent nothing is withdrawn by a stop request; later
+    /// sends go on.
+    static constexpr bool cancel_of_outstanding_send_fails_direction = false;
 
     backend()
     {

@@ -37,22 +37,6 @@
 #include <string>
 #include <utility>
 
-// ---- contract gaps of this backend -------------------------------------------------------
-// Each expands to the Catch2 tags of the conformance tests this backend is
-// known to fail today ("[!mayfail]"), or to nothing. conformance_test.cpp says
-// at each test what the gap is. Remove the tag here when the backend is fixed.
-
-/// (none: a receive goes on past 64 buffers while bytes wait, and a send
-/// pending at a reset completes `abandoned`, as on Linux)
-#define CONFORMANCE_GAP_RECEIVE_PAST_64_BUFFERS ""
-#define CONFORMANCE_GAP_SEND_ABANDONED_ON_RESET ""
-/// notify_io_async always fails (04_002): start_result::not_open.
-#define CONFORMANCE_GAP_NOTIFY_IO "[!mayfail]"
-/// A stop request on a send whose WSASend is outstanding fails the send
-/// direction for good (how much reached the wire is unknown), so later sends
-/// give `error`, where the contract withdraws a send that sent nothing.
-#define CONFORMANCE_GAP_CANCELLED_SEND_WITHDRAWN "[!mayfail]"
-
 namespace conformance {
 
 class backend {
@@ -66,6 +50,11 @@ public:
     /// callback always comes from its IO completion (spec 01_066), after the
     /// start call returned.
     static constexpr bool send_callback_inside_start = false;
+    /// notify_io_async is not available (04_002): always start_result::not_open.
+    static constexpr bool has_notify_io = false;
+    /// A stop request on a send whose WSASend is outstanding fails the send
+    /// direction for good: nobody knows how much of it reached the wire.
+    static constexpr bool cancel_of_outstanding_send_fails_direction = true;
 
     backend()
     {
