@@ -41,7 +41,6 @@ enum class op_direction : std::uint8_t { read, write, other };
 /// descriptor (see op_type_of): adding a kind (a timer wait, a datagram send)
 /// means writing those two, not editing a switch statement in every core.
 struct op_type {
-    const char* name;
     /// Sets the result of an operation that a close withdrew (`abandoned`) or
     /// that a stop request withdrew before it finished (`cancelled`).
     void (*set_abandoned)(operation&) noexcept;
@@ -64,10 +63,9 @@ struct operation : work_item {
 };
 
 /// The descriptor of record type `Op`, made from its static members
-/// `name`, `set_abandoned(Op&)` and `set_cancelled(Op&)`.
+/// `set_abandoned(Op&)` and `set_cancelled(Op&)`.
 template <class Op>
 inline constexpr op_type op_type_of{
-    Op::name,
     [](operation& op) noexcept { Op::set_abandoned(static_cast<Op&>(op)); },
     [](operation& op) noexcept { Op::set_cancelled(static_cast<Op&>(op)); },
 };
@@ -99,7 +97,6 @@ struct send_op : operation {
         }
     }
 
-    static constexpr const char* name = "send";
     static void set_abandoned(send_op& op) noexcept { op.result = send_result::abandoned; }
     static void set_cancelled(send_op& op) noexcept { op.result = send_result::cancelled; }
     static void set_not_open(send_op& op) noexcept { op.result = send_result::not_open; }
@@ -114,7 +111,6 @@ struct receive_op : operation {
     receive_result result = receive_result::error;
     receive_op() noexcept : operation(op_type_of<receive_op>, op_direction::read) {}
 
-    static constexpr const char* name = "receive";
     // Withdrawn before it finished: no byte is reported (a receive that got
     // bytes finishes `ok` with them instead of being withdrawn).
     static void set_abandoned(receive_op& op) noexcept
@@ -144,7 +140,6 @@ struct notify_op : operation {
         direction = t == notify_io_type::out ? op_direction::write : op_direction::read;
     }
 
-    static constexpr const char* name = "notify";
     static void set_abandoned(notify_op& op) noexcept { op.result = notify_io_result::abandoned; }
     static void set_cancelled(notify_op& op) noexcept { op.result = notify_io_result::cancelled; }
     static void set_not_open(notify_op& op) noexcept { op.result = notify_io_result::not_open; }

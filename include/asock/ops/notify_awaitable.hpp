@@ -15,6 +15,8 @@
 //   invalid_argument the io type was neither in nor out.
 //
 // Resumes: inline when the readiness is already there; otherwise on an engine thread.
+// On Windows readiness waits do not exist (spec 04_002): `not_open` at once,
+// without suspending.
 #pragma once
 
 #include <asock/ops/awaitable_base.hpp>

@@ -13,15 +13,19 @@
 //                    while the receive was pending. bytes_received == 0.
 //   error            the transport failed (any other errno). bytes_received == 0.
 //   not_open         the socket was not OPEN.
-//   cancelled        the stop_token fired first. bytes_received is what had
-//                    already been written (on Linux always 0: a receive only waits
-//                    while nothing has arrived), so no byte is ever lost.
+//   cancelled        the stop_token fired first. bytes_received == 0: a receive
+//                    that had got bytes completes `ok` with them instead (on
+//                    Windows: a call whose data won the race with CancelIoEx,
+//                    or the earlier batches of a receive of more than 64
+//                    buffers), so no byte is ever lost.
 //   invalid_argument no buffers, a null buffer, a zero length, or more than
 //                    UINT32_MAX bytes in total.
 //
-// Resumes: inline when data is already there and the socket has not been
-// found drained since its last readiness edge; otherwise on an engine thread
-// (also for bytes that arrived after a drain but whose edge is not yet handled).
+// Resumes: (epoll) inline when data is already there and the socket has not
+// been found drained since its last readiness edge; otherwise on an engine
+// thread (also for bytes that arrived after a drain but whose edge is not yet
+// handled). (Windows) always on an engine thread: a pool thread, or the
+// caller's loop for an engine with threads = 0.
 // Lifetime: as for send_awaitable.
 #pragma once
 

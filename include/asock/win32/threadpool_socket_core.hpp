@@ -47,7 +47,6 @@ using asock::detail::work_item;
 /// not OPEN. `bytes` is the completion's byte count.
 struct overlapped_op : notify_op {
     overlapped_op() noexcept : notify_op(asock::detail::op_type_of<overlapped_op>, asock::detail::op_direction::other) {}
-    static constexpr const char* name = "overlapped";
     int (*issue)(void* context, SOCKET socket, OVERLAPPED* overlapped) noexcept = nullptr;
     void* issue_context = nullptr;
     DWORD io_result = NO_ERROR;
