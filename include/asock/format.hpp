@@ -23,6 +23,8 @@ struct enum_name_formatter : fmt::formatter<std::string_view> {
 template <>
 struct fmt::formatter<asock::open_result> : asock::detail::enum_name_formatter<asock::open_result> {};
 template <>
+struct fmt::formatter<asock::timer_result> : asock::detail::enum_name_formatter<asock::timer_result> {};
+template <>
 struct fmt::formatter<asock::send_sync_result> : asock::detail::enum_name_formatter<asock::send_sync_result> {};
 template <>
 struct fmt::formatter<asock::send_result> : asock::detail::enum_name_formatter<asock::send_result> {};

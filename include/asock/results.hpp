@@ -18,6 +18,12 @@ enum class open_result : std::uint8_t {
     error = 2, ///< Bad argument, wrong state (already opened, or closed), or the backend refused the handle.
 };
 
+/// Outcome of a timer wait (asock::sleep_for / sleep_until).
+enum class timer_result : std::uint8_t {
+    expired = 1,   ///< The deadline was reached.
+    cancelled = 2, ///< A stop request came first, or the engine was destroyed while the wait was pending.
+};
+
 /// Immediate result of starting a send in callback form (the spec's ASYNC_SOCKET_SEND_SYNC_RESULT).
 enum class send_sync_result : std::uint8_t {
     ok = 1,               ///< Accepted: the completion callback will be called exactly once.
@@ -90,6 +96,15 @@ constexpr std::string_view to_string(open_result r) noexcept
     switch (r) {
     case open_result::ok: return "ok";
     case open_result::error: return "error";
+    }
+    return "invalid";
+}
+
+constexpr std::string_view to_string(timer_result r) noexcept
+{
+    switch (r) {
+    case timer_result::expired: return "expired";
+    case timer_result::cancelled: return "cancelled";
     }
     return "invalid";
 }

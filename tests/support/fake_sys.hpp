@@ -30,6 +30,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -204,6 +205,8 @@ public:
         pending_.clear();
         next_fd_ = 100;
         idle_waits_ = 0;
+        now_ = clock_start();
+        timerfd_arms = 0;
         fail_epoll_create = fail_eventfd_create = fail_epoll_add = 0;
         on_epoll_add = nullptr;
         on_eventfd_drain = nullptr;
@@ -255,6 +258,41 @@ public:
         std::lock_guard lk(mu_);
         pending_[epfd].push_back(make_event(events, data));
     }
+
+    // ---- the virtual clock (the engine's `now()` and its timerfd) ----------
+    //
+    // Time stands still unless a test advances it, or an epoll_wait that
+    // would block (timeout -1, or long enough) has nothing else to report
+    // while a timerfd is armed: the fake then moves the clock to that
+    // deadline, as the kernel would wake the waiter then. Nothing sleeps.
+
+    using clock = std::chrono::steady_clock;
+    static clock::time_point clock_start() { return clock::time_point{} + std::chrono::hours(1); }
+
+    clock::time_point now() const
+    {
+        std::lock_guard lk(mu_);
+        return now_;
+    }
+
+    /// Moves the virtual clock forward by `d`.
+    void advance(clock::duration d)
+    {
+        std::lock_guard lk(mu_);
+        now_ += d;
+    }
+
+    /// The deadline timerfd `fd` is armed at (nullopt: not armed).
+    std::optional<clock::time_point> timerfd_deadline(int fd) const
+    {
+        std::lock_guard lk(mu_);
+        auto it = fds_.find(fd);
+        return it != fds_.end() && it->second.armed ? std::optional<clock::time_point>(it->second.deadline)
+                                                    : std::nullopt;
+    }
+    std::vector<int> timerfds() const { return fds_of(fd_kind::timerfd); }
+    /// timerfd_settime calls so far.
+    int timerfd_arms = 0;
 
     int fail_epoll_create = 0;
     int fail_eventfd_create = 0;
@@ -316,6 +354,30 @@ public:
             return -1;
         }
         return new_fd(fd_kind::epoll);
+    }
+
+    int sys_timerfd_create()
+    {
+        std::lock_guard lk(mu_);
+        return new_fd(fd_kind::timerfd);
+    }
+
+    void sys_timerfd_arm(int fd, clock::time_point deadline)
+    {
+        std::lock_guard lk(mu_);
+        if (fd_state* s = find(fd, fd_kind::timerfd)) {
+            ++timerfd_arms;
+            s->armed = true;
+            s->deadline = deadline;
+        }
+    }
+
+    void sys_timerfd_drain(int fd)
+    {
+        std::lock_guard lk(mu_);
+        if (fd_state* s = find(fd, fd_kind::timerfd)) {
+            s->counter = 0;
+        }
     }
 
     int sys_eventfd_create()
@@ -381,6 +443,26 @@ public:
             if (n < max_events && reg.epfd == epfd && it != fds_.end() && it->second.kind == fd_kind::eventfd &&
                 it->second.counter != 0) {
                 events[n++] = make_event(EPOLLIN, reg.data);
+            }
+        }
+        n = report_timers(epfd, events, n, max_events);
+        if (n == 0 && timeout_ms != 0) {
+            // Blocked: time passes until the earliest armed timer, or the timeout.
+            std::optional<clock::time_point> wake;
+            for (const auto& [fd, reg] : regs_) {
+                auto it = fds_.find(fd);
+                if (reg.epfd == epfd && it != fds_.end() && it->second.kind == fd_kind::timerfd && it->second.armed &&
+                    (!wake || it->second.deadline < *wake)) {
+                    wake = it->second.deadline;
+                }
+            }
+            if (timeout_ms > 0 && (!wake || *wake > now_ + std::chrono::milliseconds(timeout_ms))) {
+                now_ += std::chrono::milliseconds(timeout_ms);
+                return 0;
+            }
+            if (wake) {
+                now_ = std::max(now_, *wake);
+                n = report_timers(epfd, events, n, max_events);
             }
         }
         if (n == 0 && timeout_ms != 0) {
@@ -459,14 +541,37 @@ public:
     }
 
 private:
-    enum class fd_kind { socket, epoll, eventfd };
+    enum class fd_kind { socket, epoll, eventfd, timerfd };
     struct fd_state {
         fd_kind kind = fd_kind::socket;
         fake_endpoint ep;
         short readiness = 0;
         std::vector<short> poll_requests;
-        std::uint64_t counter = 0;
+        std::uint64_t counter = 0;          // eventfd value; timerfd expiries not yet read
+        bool armed = false;                 // timerfd
+        clock::time_point deadline{};       // timerfd
     };
+
+    // Timerfds of `epfd` whose deadline passed expire (one-shot) and, like
+    // any with unread expiries, are reported readable.
+    int report_timers(int epfd, epoll_event* events, int n, int max_events)
+    {
+        for (auto& [fd, reg] : regs_) {
+            auto it = fds_.find(fd);
+            if (reg.epfd != epfd || it == fds_.end() || it->second.kind != fd_kind::timerfd) {
+                continue;
+            }
+            fd_state& t = it->second;
+            if (t.armed && t.deadline <= now_) {
+                t.armed = false;
+                ++t.counter;
+            }
+            if (t.counter != 0 && n < max_events) {
+                events[n++] = make_event(EPOLLIN, reg.data);
+            }
+        }
+        return n;
+    }
 
     fd_state* find(int fd, fd_kind k)
     {
@@ -513,6 +618,7 @@ private:
     std::map<int, std::deque<epoll_event>> pending_;
     int next_fd_ = 100;
     int idle_waits_ = 0;
+    clock::time_point now_ = clock_start();
 };
 
 inline fake_world& fake()
@@ -535,6 +641,10 @@ struct fake_sys {
         return fake().sys_epoll_wait(epfd, events, max_events, timeout_ms);
     }
     static int eventfd_create() noexcept { return fake().sys_eventfd_create(); }
+    static std::chrono::steady_clock::time_point now() noexcept { return fake().now(); }
+    static int timerfd_create() noexcept { return fake().sys_timerfd_create(); }
+    static void timerfd_arm(int fd, std::chrono::steady_clock::time_point t) noexcept { fake().sys_timerfd_arm(fd, t); }
+    static void timerfd_drain(int fd) noexcept { fake().sys_timerfd_drain(fd); }
     static void eventfd_signal(int fd) noexcept { fake().sys_eventfd_signal(fd); }
     static void eventfd_drain(int fd) noexcept { fake().sys_eventfd_drain(fd); }
     static ssize_t send_iov(int fd, const iovec* iov, int count) noexcept { return fake().sys_send_iov(fd, iov, count); }

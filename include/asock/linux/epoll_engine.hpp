@@ -5,6 +5,9 @@
 // the spec's execution engine is: every socket holds a reference, so the engine
 // outlives its sockets.
 //
+// Timers (include/asock/detail/timer_queue.hpp) wake the loop through one
+// timerfd in the same epoll instance, armed at the earliest deadline.
+//
 // Two ways to run the loop:
 // - `threads >= 1`: the engine starts that many threads; each waits on the same
 //   epoll instance. Completions run on whichever thread saw the event.
@@ -14,10 +17,12 @@
 
 #include <asock/detail/engine_support.hpp>
 #include <asock/detail/operation.hpp>
+#include <asock/detail/timer_queue.hpp>
 #include <asock/linux/epoll_socket_core.hpp>
 #include <asock/linux/epoll_sys.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -89,7 +94,8 @@ public:
         return n;
     }
 
-    /// Waits up to `timeout_ms` (-1: forever) for events, handles one batch.
+    /// Waits up to `timeout_ms` (-1: forever) for events, posted work or a
+    /// due timer, handles one batch.
     std::size_t run_one(int timeout_ms = -1) noexcept
     {
         loop_scope scope(this);
@@ -151,6 +157,25 @@ public:
         }
     }
 
+    // ---- timers (include/asock/detail/timer_queue.hpp) --------------------------
+
+    using clock = asock::detail::timer_clock;
+
+    /// The clock of this engine's timers: steady_clock (the fake OS layer of
+    /// the unit tests gives a virtual one).
+    clock::time_point now() const noexcept { return Sys::now(); }
+
+    /// Queues a timer; it runs (node->run) on an engine thread when due, or
+    /// with `shutdown` set when the engine is destroyed first. False once the
+    /// engine is being destroyed: the node is not queued.
+    bool add_timer(asock::detail::timer_node* node) noexcept
+    {
+        return timers_.add(node, [this](clock::time_point t) { Sys::timerfd_arm(tfd_, t); });
+    }
+
+    /// Withdraws a queued timer; true when it was still queued (it will not run).
+    bool cancel_timer(asock::detail::timer_node* node) noexcept { return timers_.remove(node); }
+
     // ---- socket cores ----------------------------------------------------------
 
     /// Takes a core from the pool (one allocation per 64 sockets at most).
@@ -163,8 +188,11 @@ public:
     void release_core(core_type* c) noexcept { cores_.release(c); }
 
     /// The token of the engine's own eventfd in epoll events. Core tokens are
-    /// (generation << 32 | slot id), and no slot id is all ones.
+    /// (generation << 32 | slot id), and no slot id reaches 0xFFFFFFC0
+    /// (detail::core_pool), so neither this nor timer_token names a core.
     static constexpr std::uint64_t wakeup_token = ~std::uint64_t{0};
+    /// The token of the engine's timerfd.
+    static constexpr std::uint64_t timer_token = ~std::uint64_t{0} - 1;
 
 private:
     basic_epoll_engine() = default;
@@ -217,6 +245,10 @@ private:
         if (Sys::epoll_add(epfd_, evfd_, EPOLLIN, wakeup_token) != 0) {
             return false;
         }
+        tfd_ = Sys::timerfd_create();
+        if (tfd_ < 0 || Sys::epoll_add(epfd_, tfd_, EPOLLIN, timer_token) != 0) {
+            return false;
+        }
         own_threads_ = options.threads;
         try {
             threads_.reserve(options.threads);
@@ -258,6 +290,9 @@ private:
         }
         threads_.clear();
         run_leftovers();
+        if (tfd_ >= 0) {
+            Sys::close(tfd_);
+        }
         if (evfd_ >= 0) {
             Sys::close(evfd_);
         }
@@ -271,12 +306,15 @@ private:
     // posted by a close or a stop request, a socket's kick): run it now, on
     // the destroying thread, as if it were a loop thread of this engine, so
     // that nothing accepted is silently dropped (a dropped resumption leaks
-    // its coroutine frame and never runs its destructors). Work those items
+    // its coroutine frame and never runs its destructors). Timers still
+    // pending complete first, with `shutdown` set (a sleep resumes
+    // `cancelled`); timers added from here on are refused. Work those items
     // post runs too, until none is left.
     void run_leftovers() noexcept
     {
         const detail::loop_context saved = detail::tls_loop;
         detail::tls_loop = detail::loop_context{this, nullptr, nullptr};
+        asock::detail::run_timer_list(timers_.close());
         while (detail::tls_loop.head != nullptr || has_posted_.load(std::memory_order_acquire)) {
             run_posted_once();
         }
@@ -317,6 +355,11 @@ private:
         std::size_t handled = 0;
         for (int i = 0; i < n; ++i) {
             const std::uint64_t token = events[i].data.u64;
+            if (token == timer_token) {
+                Sys::timerfd_drain(tfd_);
+                handled += run_due_timers();
+                continue;
+            }
             if (token == wakeup_token) {
                 if (!stop_.load(std::memory_order_acquire)) {
                     Sys::eventfd_drain(evfd_);
@@ -335,6 +378,18 @@ private:
             ++handled;
         }
         return handled + run_posted();
+    }
+
+    std::size_t run_due_timers() noexcept
+    {
+        asock::detail::timer_node* due =
+            timers_.take_due(Sys::now(), [this](clock::time_point t) { Sys::timerfd_arm(tfd_, t); });
+        std::size_t n = 0;
+        for (auto* p = due; p != nullptr; p = static_cast<asock::detail::timer_node*>(p->next)) {
+            ++n;
+        }
+        asock::detail::run_timer_list(due);
+        return n;
     }
 
     std::size_t run_posted() noexcept
@@ -376,6 +431,7 @@ private:
 
     int epfd_ = -1;
     int evfd_ = -1;
+    int tfd_ = -1;
     std::atomic<bool> stop_{false};
     bool orphaned_ = false; // last reference dropped inside this engine's loop on the caller's thread
     unsigned own_threads_ = 0;                  // engine_options::threads, fixed before any thread starts
@@ -388,6 +444,7 @@ private:
     bool wake_pending_ = false;
     std::atomic<bool> has_posted_{false};
 
+    asock::detail::timer_queue timers_;
     asock::detail::core_pool<core_type> cores_;
 };
 

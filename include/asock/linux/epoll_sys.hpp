@@ -8,15 +8,18 @@
 // kernel does: a negative return value and errno set.
 #pragma once
 
+#include <chrono>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
+#include <ctime>
 
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -76,6 +79,42 @@ struct epoll_sys {
         ssize_t r;
         do {
             r = ::read(fd, &value, sizeof value);
+        } while (r < 0 && errno == EINTR);
+    }
+
+    /// The engine's clock (CLOCK_MONOTONIC, which std::chrono::steady_clock
+    /// reads on Linux, and which the timerfd below counts in).
+    static std::chrono::steady_clock::time_point now() noexcept { return std::chrono::steady_clock::now(); }
+
+    /// A non-blocking timer descriptor on CLOCK_MONOTONIC, for the engine's timers.
+    static int timerfd_create() noexcept { return ::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK); }
+
+    /// Arms `fd` to become readable at `deadline` (absolute; a deadline in the
+    /// past fires at once).
+    static void timerfd_arm(int fd, std::chrono::steady_clock::time_point deadline) noexcept
+    {
+        using namespace std::chrono;
+        auto ns = duration_cast<nanoseconds>(deadline.time_since_epoch()).count();
+        if (ns <= 0) {
+            ns = 1; // an all-zero it_value would disarm
+        }
+        constexpr long long far = 1'000'000'000'000'000'000LL; // ~31 years of uptime: the kernel's range
+        if (ns > far) {
+            ns = far;
+        }
+        itimerspec spec{};
+        spec.it_value.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
+        spec.it_value.tv_nsec = static_cast<long>(ns % 1'000'000'000);
+        ::timerfd_settime(fd, TFD_TIMER_ABSTIME, &spec, nullptr);
+    }
+
+    /// Consumes an expiry of `fd` (nothing when another thread already did).
+    static void timerfd_drain(int fd) noexcept
+    {
+        std::uint64_t expiries;
+        ssize_t r;
+        do {
+            r = ::read(fd, &expiries, sizeof expiries);
         } while (r < 0 && errno == EINTR);
     }
 

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <asock/buffer.hpp>
+#include <asock/detail/continuation.hpp>
 #include <asock/detail/operation.hpp>
 #include <asock/detail/sync_wait_probe.hpp>
 #include <asock/detail/toolchain.hpp>
@@ -51,12 +52,13 @@ protected:
     };
 
     /// Registers for cancellation, then runs `start`, which returns true when
-    /// the operation was queued (the coroutine stays suspended). Returns false
-    /// with `on_cancelled` applied if stop was requested before anything started.
+    /// the operation was queued (the coroutine stays suspended, or the
+    /// listener will be called). Returns false with `on_cancelled` applied if
+    /// stop was requested before anything started.
     template <class Start, class Cancelled>
-    bool suspend_and_start(std::coroutine_handle<> h, Start start, Cancelled on_cancelled) noexcept
+    bool suspend_and_start(continuation c, Start start, Cancelled on_cancelled) noexcept
     {
-        handle_ = h;
+        cont_ = c;
         if (token_.stop_possible()) {
             if (token_.stop_requested()) {
                 on_cancelled();
@@ -68,7 +70,7 @@ protected:
         }
         // Under sync_wait(awaitable) on this thread: tell it which engine the
         // wait depends on (detail/sync_wait_probe.hpp).
-        sync_wait_probe* probe = tls_sync_wait;
+        sync_wait_probe* probe = c.is_coroutine() ? tls_sync_wait : nullptr;
         if (probe != nullptr) {
             note_suspension(probe, core_->engine());
         }
@@ -96,10 +98,10 @@ protected:
     /// `start(done)` starts it; anything but `started` completes `not_open`
     /// without suspending, and so does a finish inside the start (`done`).
     template <class Start>
-    bool suspend_and_start_op(std::coroutine_handle<> h, Start start) noexcept
+    bool suspend_and_start_op(continuation c, Start start) noexcept
     {
         return suspend_and_start(
-            h,
+            c,
             [this, start] {
                 bool done = false;
                 if (start(done) != start_result::started) {
@@ -111,11 +113,21 @@ protected:
             [this] { Op::set_cancelled(state_); });
     }
 
+    /// launchable::request_cancel: the stop request of a combinator, which
+    /// needs no std::stop_token. Safe before the start (the start then sees
+    /// it), while queued, and after the finish (nothing happens).
+    void cancel_now() noexcept
+    {
+        if (core_ != nullptr) {
+            core_->cancel(state_);
+        }
+    }
+
     static void on_complete(operation* op, completion_mode mode) noexcept
     {
         op_awaitable* self = static_cast<op_state*>(op)->owner;
         if (mode == completion_mode::engine_thread) {
-            self->handle_.resume();
+            self->cont_.resume();
         } else {
             op->run = &run_resume;
             self->core_->engine().post(op);
@@ -124,13 +136,13 @@ protected:
 
     static void run_resume(work_item* w) noexcept
     {
-        static_cast<op_state*>(static_cast<operation*>(w))->owner->handle_.resume();
+        static_cast<op_state*>(static_cast<operation*>(w))->owner->cont_.resume();
     }
 
     Core* core_;
     std::stop_token token_;
     std::optional<std::stop_callback<stop_handler>> stop_cb_;
-    std::coroutine_handle<> handle_;
+    continuation cont_;
     op_state state_;
 };
 

@@ -46,12 +46,19 @@ public:
         return false;
     }
 
-    bool await_suspend(std::coroutine_handle<> h) noexcept
-    {
-        return this->suspend_and_start_op(h, [this](bool& done) { return this->core_->start_notify(this->state_, true, done); });
-    }
+    bool await_suspend(std::coroutine_handle<> h) noexcept { return start(detail::continuation(h)); }
+
+    /// detail::launchable (the combinators): start without a coroutine.
+    bool launch(detail::op_listener* l) noexcept { return !await_ready() && start(detail::continuation(l)); }
+    void request_cancel() noexcept { this->cancel_now(); }
 
     notify_io_result await_resume() const noexcept { return this->state_.result; }
+
+private:
+    bool start(detail::continuation c) noexcept
+    {
+        return this->suspend_and_start_op(c, [this](bool& done) { return this->core_->start_notify(this->state_, true, done); });
+    }
 };
 
 } // namespace asock

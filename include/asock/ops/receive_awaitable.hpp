@@ -54,12 +54,19 @@ public:
 
     bool await_ready() noexcept { return this->ready_without_start(); }
 
-    bool await_suspend(std::coroutine_handle<> h) noexcept
-    {
-        return this->suspend_and_start_op(h, [this](bool& done) { return this->core_->start_receive(this->state_, true, done); });
-    }
+    bool await_suspend(std::coroutine_handle<> h) noexcept { return start(detail::continuation(h)); }
+
+    /// detail::launchable (the combinators): start without a coroutine.
+    bool launch(detail::op_listener* l) noexcept { return !await_ready() && start(detail::continuation(l)); }
+    void request_cancel() noexcept { this->cancel_now(); }
 
     receive_outcome await_resume() const noexcept { return {this->state_.result, this->state_.received}; }
+
+private:
+    bool start(detail::continuation c) noexcept
+    {
+        return this->suspend_and_start_op(c, [this](bool& done) { return this->core_->start_receive(this->state_, true, done); });
+    }
 };
 
 } // namespace asock

@@ -62,10 +62,19 @@ public:
 
     bool await_ready() noexcept { return this->ready_without_start(); }
 
-    bool await_suspend(std::coroutine_handle<> h) noexcept
+    bool await_suspend(std::coroutine_handle<> h) noexcept { return start(detail::continuation(h)); }
+
+    /// detail::launchable (the combinators): start without a coroutine.
+    bool launch(detail::op_listener* l) noexcept { return !await_ready() && start(detail::continuation(l)); }
+    void request_cancel() noexcept { this->cancel_now(); }
+
+    send_result await_resume() const noexcept { return this->state_.result; }
+
+private:
+    bool start(detail::continuation c) noexcept
     {
         return this->suspend_and_start(
-            h,
+            c,
             [this] {
                 bool done = false;
                 switch (this->core_->start_send(this->state_, done)) {
@@ -79,8 +88,6 @@ public:
             },
             [this] { this->state_.result = send_result::cancelled; });
     }
-
-    send_result await_resume() const noexcept { return this->state_.result; }
 };
 
 } // namespace asock

@@ -43,7 +43,8 @@ public:
 
     bool await_suspend(std::coroutine_handle<> h) noexcept
     {
-        return this->suspend_and_start_op(h, [this](bool& done) { return this->core_->start_overlapped(this->state_, done); });
+        return this->suspend_and_start_op(asock::detail::continuation(h),
+                                          [this](bool& done) { return this->core_->start_overlapped(this->state_, done); });
     }
 
     overlapped_outcome await_resume() const noexcept

@@ -1,0 +1,242 @@
+// tests/unit/unit_timers.cpp: the engine's timers over the fake OS layer's
+// virtual clock (tests/support/fake_sys.hpp): the timer heap, sleep_for /
+// sleep_until, cancellation, engine shutdown, run_one with a deadline, and
+// how often the OS timer is armed. Nothing here sleeps.
+#include "unit_helpers.hpp"
+
+#include <asock/detail/timer_queue.hpp>
+#include <asock/spawn.hpp>
+#include <asock/task.hpp>
+#include <asock/time.hpp>
+
+#include <map>
+#include <random>
+#include <set>
+
+using namespace asock_test;
+using namespace std::chrono_literals;
+using asock::timer_result;
+using asock::detail::timer_clock;
+using asock::detail::timer_node;
+
+namespace {
+
+struct recorded_timer {
+    std::optional<timer_result> result;
+    int resumptions = 0;
+};
+
+asock::task<void> sleep_into(fake_engine& e, timer_clock::duration d, std::stop_token token, recorded_timer& out)
+{
+    out.result = co_await asock::sleep_for(e, d, std::move(token));
+    ++out.resumptions;
+}
+
+// Starts `t` (it runs to its first suspension now and frees itself when it
+// ends). Each test lets every sleep it started finish before its records go.
+struct started {
+    explicit started(asock::task<void> task) { asock::spawn(std::move(task)); }
+};
+
+} // namespace
+
+TEST_CASE("the timer heap returns nodes in deadline order, equal deadlines in the order added, and erases any node",
+          "[timers]")
+{
+    std::mt19937 rng(12345);
+    for (int round = 0; round < 200; ++round) {
+        std::vector<timer_node> nodes(64);
+        asock::detail::timer_heap heap;
+        std::set<std::pair<long, std::uint64_t>> model;
+        std::uint64_t seq = 0;
+        std::vector<bool> in(nodes.size(), false);
+        for (int step = 0; step < 400; ++step) {
+            const std::size_t i = rng() % nodes.size();
+            const int op = static_cast<int>(rng() % 3);
+            if (!in[i] && op != 2) {
+                nodes[i].deadline = timer_clock::time_point{} + std::chrono::milliseconds(rng() % 16);
+                nodes[i].sequence = seq++;
+                heap.push(&nodes[i]);
+                model.insert({static_cast<long>(nodes[i].deadline.time_since_epoch().count()), nodes[i].sequence});
+                in[i] = true;
+            } else if (in[i] && op == 1) {
+                heap.erase(&nodes[i]);
+                model.erase({static_cast<long>(nodes[i].deadline.time_since_epoch().count()), nodes[i].sequence});
+                in[i] = false;
+            } else if (!heap.empty()) {
+                timer_node* top = heap.pop();
+                REQUIRE(!model.empty());
+                CHECK(static_cast<long>(top->deadline.time_since_epoch().count()) == model.begin()->first);
+                CHECK(top->sequence == model.begin()->second);
+                model.erase(model.begin());
+                in[static_cast<std::size_t>(top - nodes.data())] = false;
+            }
+            REQUIRE(heap.empty() == model.empty());
+        }
+        while (!heap.empty()) {
+            timer_node* top = heap.pop();
+            CHECK(top->sequence == model.begin()->second);
+            model.erase(model.begin());
+        }
+        CHECK(model.empty());
+    }
+}
+
+TEST_CASE("sleep_for completes expired when the virtual clock reaches its deadline, on the loop's thread", "[timers]")
+{
+    test_env env;
+    recorded_timer r;
+    started s(sleep_into(*env.engine, 5s, {}, r));
+    CHECK(!r.result);
+    env.drain();
+    CHECK(!r.result); // poll() does not wait: no time passed
+    fake().advance(4999ms);
+    env.drain();
+    CHECK(!r.result);
+    fake().advance(1ms);
+    env.drain();
+    REQUIRE(r.result);
+    CHECK(*r.result == timer_result::expired);
+    CHECK(r.resumptions == 1);
+}
+
+TEST_CASE("run_one(-1) on an engine without threads returns when the earliest timer is due", "[timers]")
+{
+    test_env env;
+    recorded_timer a, b;
+    started sa(sleep_into(*env.engine, 3s, {}, a));
+    started sb(sleep_into(*env.engine, 1s, {}, b));
+    const auto t0 = fake().now();
+    env.engine->run_one(-1);
+    CHECK(fake().now() - t0 == 1s);
+    CHECK(b.result == timer_result::expired);
+    CHECK(!a.result);
+    env.engine->run_one(-1);
+    CHECK(fake().now() - t0 == 3s);
+    CHECK(a.result == timer_result::expired);
+}
+
+TEST_CASE("run_one(timeout) returns after its timeout when no timer is due earlier", "[timers]")
+{
+    test_env env;
+    recorded_timer a;
+    started sa(sleep_into(*env.engine, 10s, {}, a));
+    const auto t0 = fake().now();
+    CHECK(env.engine->run_one(2000) == 0);
+    CHECK(fake().now() - t0 == 2s);
+    CHECK(!a.result);
+    env.engine->run_one(20000);
+    CHECK(a.result == timer_result::expired);
+    CHECK(fake().now() - t0 == 10s);
+}
+
+TEST_CASE("a zero or past deadline completes expired without suspending", "[timers]")
+{
+    test_env env;
+    recorded_timer r;
+    started s(sleep_into(*env.engine, 0s, {}, r));
+    CHECK(r.result == timer_result::expired);
+    recorded_timer p;
+    started sp(sleep_into(*env.engine, -5s, {}, p));
+    CHECK(p.result == timer_result::expired);
+}
+
+TEST_CASE("a stop request completes a pending sleep cancelled, through the engine, and the timer never fires",
+          "[timers]")
+{
+    test_env env;
+    std::stop_source src;
+    recorded_timer r;
+    started s(sleep_into(*env.engine, 5s, src.get_token(), r));
+    src.request_stop();
+    CHECK(!r.result); // resumed by the engine, not on the requesting thread
+    env.drain();
+    CHECK(r.result == timer_result::cancelled);
+    fake().advance(10s);
+    env.drain();
+    CHECK(r.resumptions == 1);
+}
+
+TEST_CASE("a stop requested before the sleep starts completes it cancelled without suspending", "[timers]")
+{
+    test_env env;
+    std::stop_source src;
+    src.request_stop();
+    recorded_timer r;
+    started s(sleep_into(*env.engine, 5s, src.get_token(), r));
+    CHECK(r.result == timer_result::cancelled);
+}
+
+TEST_CASE("destroying an engine completes its pending sleeps cancelled before it goes", "[timers]")
+{
+    fake().reset();
+    auto* e = fake_engine::create(asock::linux_epoll::engine_options{.threads = 0});
+    REQUIRE(e);
+    recorded_timer r;
+    started s(sleep_into(*e, 1h, {}, r));
+    CHECK(!r.result);
+    e->dec_ref();
+    CHECK(r.result == timer_result::cancelled);
+    CHECK(r.resumptions == 1);
+}
+
+TEST_CASE("timers that are added and withdrawn arm the OS timer only when one is earlier than what is armed",
+          "[timers]")
+{
+    test_env env;
+    const int arms_before = fake().timerfd_arms;
+    // A timeout per operation: each added, then withdrawn long before it is due.
+    for (int i = 0; i < 100; ++i) {
+        std::stop_source src;
+        recorded_timer r;
+        started s(sleep_into(*env.engine, 5s, src.get_token(), r));
+        src.request_stop();
+        env.drain();
+        CHECK(r.result == timer_result::cancelled);
+        fake().advance(1ms);
+    }
+    CHECK(fake().timerfd_arms - arms_before == 1);
+    // The stale arming fires, finds nothing due, and arms nothing new.
+    fake().advance(10s);
+    env.drain();
+    CHECK(fake().timerfd_arms - arms_before == 1);
+}
+
+TEST_CASE("a timer earlier than the armed one re-arms the OS timer; the OS timer is re-armed at the next deadline "
+          "when it fires",
+          "[timers]")
+{
+    test_env env;
+    recorded_timer a, b, c;
+    started sa(sleep_into(*env.engine, 10s, {}, a));
+    const int tfd = fake().timerfds().at(0);
+    CHECK(fake().timerfd_deadline(tfd) == fake().now() + 10s);
+    started sb(sleep_into(*env.engine, 2s, {}, b));
+    CHECK(fake().timerfd_deadline(tfd) == fake().now() + 2s);
+    started sc(sleep_into(*env.engine, 5s, {}, c));
+    CHECK(fake().timerfd_deadline(tfd) == fake().now() + 2s);
+    const auto t0 = fake().now();
+    env.engine->run_one(-1);
+    CHECK(b.result == timer_result::expired);
+    CHECK(fake().timerfd_deadline(tfd) == t0 + 5s); // c, the next one
+    env.engine->run_one(-1);
+    env.engine->run_one(-1);
+    CHECK(c.result == timer_result::expired);
+    CHECK(a.result == timer_result::expired);
+}
+
+TEST_CASE("schedule resumes the coroutine on the engine's loop", "[timers]")
+{
+    test_env env;
+    int stage = 0;
+    auto body = [](fake_engine& e, int& st) -> asock::task<void> {
+        st = 1;
+        co_await asock::schedule(e);
+        st = 2;
+    };
+    started s(body(*env.engine, stage));
+    CHECK(stage == 1);
+    CHECK(!env.engine->running_in_this_thread());
+    env.drain();
+    CHECK(stage == 2);
+}
