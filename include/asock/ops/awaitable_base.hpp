@@ -40,6 +40,15 @@ protected:
         state_.owner = this;
         state_.complete = &on_complete;
     }
+
+    /// Moves an awaitable that has not been awaited (or launched) yet: the
+    /// combinators take their operations by value. The derived class copies
+    /// its request (buffers, type).
+    op_awaitable(op_awaitable&& o) noexcept : core_(o.core_), token_(std::move(o.token_))
+    {
+        state_.owner = this;
+        state_.complete = &on_complete;
+    }
     ~op_awaitable() = default;
 
     struct op_state : Op {
@@ -163,6 +172,13 @@ protected:
     {
         this->state_.buffers = &single_;
         this->state_.count = 1;
+    }
+
+    /// Before it is awaited only (see op_awaitable's move constructor).
+    buffers_awaitable(buffers_awaitable&& o) noexcept : op_awaitable<Core, Op>(std::move(o)), single_(o.single_)
+    {
+        this->state_.buffers = o.state_.buffers == &o.single_ ? &single_ : o.state_.buffers;
+        this->state_.count = o.state_.count;
     }
 
     /// not_open without a socket; invalid_argument for a bad buffer list.

@@ -34,6 +34,9 @@ public:
         this->state_.for_type(type);
     }
 
+    /// Movable until it is awaited (the combinators take it by value).
+    notify_awaitable(notify_awaitable&& o) noexcept : base(std::move(o)) { this->state_.for_type(o.state_.type); }
+
     bool await_ready() noexcept
     {
         if (this->no_socket()) {

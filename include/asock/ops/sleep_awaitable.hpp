@@ -24,8 +24,7 @@
 //   Cannot be cancelled (it completes as soon as the engine gets to it).
 //   Allocation: none. An engine being destroyed runs it before it goes.
 //
-// Lifetime: as every asock awaitable, create and co_await it in one
-// expression; the engine must outlive the wait.
+// Lifetime: the engine must outlive the wait. Movable until awaited.
 #pragma once
 
 #include <asock/detail/continuation.hpp>
@@ -53,6 +52,13 @@ public:
     }
     sleep_awaitable(const sleep_awaitable&) = delete;
     sleep_awaitable& operator=(const sleep_awaitable&) = delete;
+    /// Movable until it is awaited (the combinators take it by value).
+    sleep_awaitable(sleep_awaitable&& o) noexcept : engine_(o.engine_), token_(std::move(o.token_))
+    {
+        node_.self = this;
+        node_.deadline = o.node_.deadline;
+        cancel_requested_.store(o.cancel_requested_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    }
 
     bool await_ready() noexcept
     {
@@ -155,6 +161,8 @@ public:
     explicit schedule_awaitable(Engine& engine) noexcept : engine_(&engine) { item_.self = this; }
     schedule_awaitable(const schedule_awaitable&) = delete;
     schedule_awaitable& operator=(const schedule_awaitable&) = delete;
+    /// Movable until it is awaited.
+    schedule_awaitable(schedule_awaitable&& o) noexcept : engine_(o.engine_) { item_.self = this; }
 
     bool await_ready() const noexcept { return false; }
     void await_suspend(std::coroutine_handle<> h) noexcept { start(detail::continuation(h)); }

@@ -39,6 +39,13 @@ public:
         this->state_.issue_context = context;
     }
 
+    /// Movable until it is awaited.
+    overlapped_awaitable(overlapped_awaitable&& o) noexcept : base(std::move(o))
+    {
+        this->state_.issue = o.state_.issue;
+        this->state_.issue_context = o.state_.issue_context;
+    }
+
     bool await_ready() noexcept { return this->no_socket(); }
 
     bool await_suspend(std::coroutine_handle<> h) noexcept
