@@ -7,11 +7,16 @@
 #include <asock/engine_ref.hpp>
 #include <asock/platform.hpp>
 #include <asock/results.hpp>
+#include <asock/scope.hpp>
 #include <asock/spawn.hpp>
 #include <asock/sync_wait.hpp>
 #include <asock/task.hpp>
 #include <asock/tcp.hpp>
+#include <asock/time.hpp>
+#include <asock/timeout.hpp>
 #include <asock/transport.hpp>
+#include <asock/when_all.hpp>
+#include <asock/when_any.hpp>
 
 namespace asock {
 

@@ -1,0 +1,320 @@
+// tests/support/time_scenarios.hpp: integration scenarios of timers,
+// with_timeout, when_any / when_all and task_scope over real sockets,
+// written once for both backends (the default platform's asock::engine and
+// asock::tcp_socket) and run by tests/integration/time_test.cpp (Linux) and
+// tests/win32/integration_time.cpp (Windows, under Wine).
+//
+// Times are lower bounds only ("at least 20 ms passed"); upper bounds are
+// hang guards of many seconds: this machine is shared and noisy.
+#pragma once
+
+#include "support/scenarios.hpp"
+
+#include <asock/scope.hpp>
+#include <asock/time.hpp>
+#include <asock/timeout.hpp>
+#include <asock/when_all.hpp>
+#include <asock/when_any.hpp>
+
+#include <atomic>
+#include <memory>
+#include <thread>
+#include <vector>
+
+namespace asock_scenarios::timing {
+
+using asock::timer_result;
+
+/// sleep_for on `e` completes expired, not before its duration.
+inline void sleep_expires(asock::engine& e)
+{
+    auto body = [](asock::engine& eng) -> asock::task<std::pair<timer_result, clock::duration>> {
+        const auto t0 = clock::now();
+        const timer_result r = co_await asock::sleep_for(eng, 20ms);
+        co_return std::pair{r, clock::now() - t0};
+    };
+    const auto [r, took] = run(e, body(e), "sleep_for 20 ms");
+    CHECK(r == timer_result::expired);
+    CHECK(took >= 20ms);
+}
+
+/// A stop request ends a 1 h sleep at once with cancelled.
+inline void sleep_cancelled(asock::engine& e)
+{
+    std::stop_source src;
+    tracker tr;
+    std::optional<timer_result> out;
+    auto body = [](asock::engine& eng, std::stop_token t) -> asock::task<timer_result> {
+        co_return co_await asock::sleep_for(eng, 1h, std::move(t));
+    };
+    start(tr, body(e, src.get_token()), out);
+    std::this_thread::sleep_for(5ms);
+    src.request_stop();
+    tr.wait(e, "cancelled sleep");
+    CHECK(out == timer_result::cancelled);
+}
+
+/// with_timeout around a receive from a peer that sends nothing.
+inline void timeout_on_silent_peer(asock::engine& e)
+{
+    auto [a, b] = connected_pair(e);
+    auto body = [](asock::engine& eng, asock::tcp_socket& s) -> asock::task<void> {
+        char buf[16];
+        const auto t0 = clock::now();
+        const auto r = co_await asock::with_timeout(eng, 30ms, s.receive_async(asock::mutable_buffer{buf, sizeof buf}));
+        CHECK(r.timed_out);
+        CHECK(r.result.result == asock::receive_result::cancelled);
+        CHECK(r.result.bytes_received == 0);
+        CHECK(clock::now() - t0 >= 30ms);
+    };
+    run(e, body(e, a), "timeout on a silent peer");
+    // The connection still works both ways afterwards.
+    auto echo = [](asock::tcp_socket& x, asock::tcp_socket& y) -> asock::task<void> {
+        // (Never co_await inside CHECK: the macro repeats its expression, and
+        // g++ 12 evaluates a co_await in its unevaluated copies too.)
+        const auto sent = co_await send_string(y, "still here");
+        CHECK(sent == asock::send_result::ok);
+        std::string got;
+        const auto received = co_await receive_exact(x, got, 10);
+        CHECK(received == asock::receive_result::ok);
+        CHECK(got == "still here");
+    };
+    run(e, echo(a, b), "after the timeout");
+}
+
+/// Many rounds of a receive with a short timeout racing the peer's bytes:
+/// every byte sent is received exactly once, in order.
+inline void timeout_races_data(asock::engine& e, int rounds)
+{
+    auto [rx, tx] = connected_pair(e);
+    std::atomic<std::uint64_t> sent_total{0};
+    std::atomic<bool> sender_done{false};
+    // The sender: chunks of 1..64 pattern bytes at irregular moments.
+    auto sender = [&](asock::engine& eng) -> asock::task<void> {
+        rng r(77);
+        std::uint64_t index = 0;
+        std::vector<char> chunk(64);
+        for (int i = 0; i < rounds; ++i) {
+            const std::size_t n = r.between(1, 64);
+            fill_pattern(chunk.data(), n, index, 5);
+            if (co_await tx.send_async(asock::const_buffer{chunk.data(), static_cast<std::uint32_t>(n)}) !=
+                asock::send_result::ok) {
+                break;
+            }
+            index += n;
+            sent_total.store(index);
+            if (r.between(0, 3) == 0) {
+                co_await asock::sleep_for(eng, std::chrono::microseconds(r.between(0, 299)));
+            }
+        }
+        sender_done.store(true);
+    };
+    struct counts {
+        std::uint64_t received = 0;
+        std::uint64_t bad = 0;
+        int timeouts = 0;
+        int timed_out_with_bytes = 0;
+    };
+    auto receiver = [&](asock::engine& eng, counts& c) -> asock::task<void> {
+        char buf[48];
+        for (;;) {
+            if (sender_done.load() && c.received == sent_total.load()) {
+                co_return;
+            }
+            const auto r = co_await asock::with_timeout(eng, std::chrono::microseconds(150),
+                                                        rx.receive_async(asock::mutable_buffer{buf, sizeof buf}));
+            if (r.timed_out) {
+                ++c.timeouts;
+            }
+            if (r.result.result == asock::receive_result::ok) {
+                if (r.timed_out) {
+                    ++c.timed_out_with_bytes;
+                }
+                c.bad += r.result.bytes_received - check_pattern(buf, r.result.bytes_received, c.received, 5);
+                c.received += r.result.bytes_received;
+            } else if (r.result.result != asock::receive_result::cancelled) {
+                c.bad += 1000000;
+                co_return;
+            }
+        }
+    };
+    counts c;
+    tracker tr;
+    start(tr, sender(e));
+    start(tr, receiver(e, c));
+    tr.wait(e, "timeouts racing data");
+    CHECK(sender_done.load());
+    CHECK(c.received == sent_total.load());
+    CHECK(c.bad == 0);
+    INFO("timeouts " << c.timeouts << ", of which with bytes " << c.timed_out_with_bytes);
+    CHECK(c.timeouts > 0); // the race was exercised
+}
+
+/// when_any of a receive and a sleep: the sleep wins; then data wins.
+inline void when_any_receive_or_sleep(asock::engine& e)
+{
+    auto [a, b] = connected_pair(e);
+    auto body = [](asock::engine& eng, asock::tcp_socket& x, asock::tcp_socket& y) -> asock::task<void> {
+        char buf[16];
+        auto r1 = co_await asock::when_any(x.receive_async(asock::mutable_buffer{buf, sizeof buf}),
+                                           asock::sleep_for(eng, 20ms));
+        CHECK(r1.index == 1);
+        CHECK(std::get<0>(r1.results).result == asock::receive_result::cancelled);
+        const auto sent = co_await send_string(y, "abc");
+        CHECK(sent == asock::send_result::ok);
+        auto r2 = co_await asock::when_any(x.receive_async(asock::mutable_buffer{buf, sizeof buf}),
+                                           asock::sleep_for(eng, 1h));
+        CHECK(r2.index == 0);
+        CHECK(std::get<0>(r2.results).result == asock::receive_result::ok);
+        CHECK(std::get<1>(r2.results) == timer_result::cancelled);
+        CHECK(std::string(buf, std::get<0>(r2.results).bytes_received) == "abc");
+    };
+    run(e, body(e, a, b), "when_any receive or sleep");
+}
+
+/// when_all of a send and a receive on one socket (the peer echoes).
+inline void when_all_send_and_receive(asock::engine& e)
+{
+    auto [a, b] = connected_pair(e);
+    auto echo_back = [](asock::tcp_socket& s) -> asock::task<void> {
+        std::string got;
+        if (co_await receive_exact(s, got, 1 << 16) == asock::receive_result::ok) {
+            (void)co_await send_string(s, got);
+        }
+    };
+    auto body = [](asock::tcp_socket& s) -> asock::task<void> {
+        const std::string out = pattern_string(1 << 16, 0, 9);
+        std::string in;
+        auto recv_all = [&]() -> asock::task<asock::receive_result> { co_return co_await receive_exact(s, in, out.size()); };
+        auto [sent, received] = co_await asock::when_all(
+            s.send_async(asock::const_buffer{out.data(), static_cast<std::uint32_t>(out.size())}), recv_all());
+        CHECK(sent == asock::send_result::ok);
+        CHECK(received == asock::receive_result::ok);
+        CHECK(in == out);
+    };
+    tracker tr;
+    start(tr, echo_back(b));
+    start(tr, body(a));
+    tr.wait(e, "when_all send and receive");
+}
+
+/// A scope with `n` connection handlers: each echoes one message with an idle
+/// timeout per receive; the scope is joined once every client got its echo.
+inline void scope_joins_handlers(asock::engine& e, int n)
+{
+    auto listened = asock::tcp_listener_t::listen(e, "127.0.0.1", 0, 4096);
+    REQUIRE_FALSE(listened.error);
+    auto& listener = listened.listener;
+    asock::task_scope scope;
+    std::atomic<int> served{0};
+    auto handler = [&served](asock::engine& eng, asock::tcp_socket s, std::stop_token t) -> asock::task<void> {
+        char buf[64];
+        for (;;) {
+            const auto r = co_await asock::with_timeout(eng, 10s, s.receive_async(asock::mutable_buffer{buf, sizeof buf}, t));
+            if (r.timed_out || r.result.result != asock::receive_result::ok) {
+                co_return;
+            }
+            if (co_await s.send_async(asock::const_buffer{buf, r.result.bytes_received}) != asock::send_result::ok) {
+                co_return;
+            }
+            served.fetch_add(1);
+        }
+    };
+    auto acceptor = [&](asock::engine& eng) -> asock::task<void> {
+        for (int i = 0; i < n; ++i) {
+            auto a = co_await listener.accept(scope.get_token());
+            if (!a) {
+                co_return;
+            }
+            scope.spawn(handler(eng, std::move(a.socket), scope.get_token()));
+        }
+    };
+    scope.spawn(acceptor(e));
+    tracker clients;
+    std::atomic<int> echoed{0};
+    std::vector<std::unique_ptr<asock::tcp_socket>> keep(static_cast<std::size_t>(n));
+    // Captureless: a coroutine lambda's captures live in its closure, which
+    // would be gone before the coroutine ends; parameters live in the frame.
+    auto client = [](asock::engine& eng, std::uint16_t port, int i, std::unique_ptr<asock::tcp_socket>& slot,
+                     std::atomic<int>& count) -> asock::task<void> {
+        auto c = co_await asock::connect(eng, "127.0.0.1", port);
+        if (!c) {
+            co_return;
+        }
+        slot = std::make_unique<asock::tcp_socket>(std::move(c.socket));
+        const std::string msg = "hello " + std::to_string(i);
+        const auto sent = co_await send_string(*slot, msg);
+        if (sent != asock::send_result::ok) {
+            co_return;
+        }
+        std::string got;
+        const auto received = co_await receive_exact(*slot, got, msg.size());
+        if (received == asock::receive_result::ok && got == msg) {
+            count.fetch_add(1);
+        }
+    };
+    for (int i = 0; i < n; ++i) {
+        start(clients, client(e, listener.port(), i, keep[static_cast<std::size_t>(i)], echoed));
+    }
+    clients.wait(e, "clients");
+    CHECK(echoed.load() == n);
+    CHECK(served.load() == n);
+    // Shut down: stop the scope (handlers blocked in receive end), join.
+    listener.close();
+    scope.request_stop();
+    tracker joined;
+    start(joined, [](asock::task_scope& sc) -> asock::task<void> { co_await sc.join(); }(scope));
+    joined.wait(e, "scope join");
+    CHECK(scope.size() == 0);
+    keep.clear();
+}
+
+/// Handlers blocked in receive when the engine is shut down: stop, join,
+/// destroy the engine; nothing is leaked (ASan / LSan check that).
+inline void shutdown_with_blocked_handlers(asock::engine_ref<asock::engine> e, int n)
+{
+    std::vector<std::pair<asock::tcp_socket, asock::tcp_socket>> pairs;
+    for (int i = 0; i < n; ++i) {
+        pairs.push_back(connected_pair(*e));
+    }
+    std::atomic<int> ended{0};
+    {
+        asock::task_scope scope;
+        for (auto& p : pairs) {
+            scope.spawn([&ended, &p](std::stop_token t) -> asock::task<void> {
+                std::vector<char> buf(256);
+                const auto r = co_await p.first.receive_async(asock::mutable_buffer{buf.data(), 256}, t);
+                CHECK(r.result == asock::receive_result::cancelled);
+                ended.fetch_add(1);
+            });
+        }
+        std::this_thread::sleep_for(5ms);
+        scope.request_stop();
+        tracker joined;
+        start(joined, [](asock::task_scope& sc) -> asock::task<void> { co_await sc.join(); }(scope));
+        joined.wait(*e, "join at shutdown");
+    }
+    CHECK(ended.load() == n);
+    pairs.clear();
+    e = {}; // the engine goes last, with nothing left in flight
+}
+
+/// Destroying an engine completes its pending sleeps `cancelled` first.
+inline void engine_destroy_completes_sleeps(asock::engine_ref<asock::engine> e)
+{
+    std::atomic<int> cancelled{0};
+    std::atomic<int> done{0};
+    for (int i = 0; i < 10; ++i) {
+        asock::spawn([](asock::engine& eng, std::atomic<int>& c, std::atomic<int>& d) -> asock::task<void> {
+            if (co_await asock::sleep_for(eng, 1h) == timer_result::cancelled) {
+                c.fetch_add(1);
+            }
+            d.fetch_add(1);
+        }(*e, cancelled, done));
+    }
+    e = {};
+    CHECK(done.load() == 10);
+    CHECK(cancelled.load() == 10);
+}
+
+} // namespace asock_scenarios::timing
