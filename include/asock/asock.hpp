@@ -6,6 +6,7 @@
 #include <asock/default_platform.hpp>
 #include <asock/engine_ref.hpp>
 #include <asock/platform.hpp>
+#include <asock/post.hpp>
 #include <asock/results.hpp>
 #include <asock/scope.hpp>
 #include <asock/spawn.hpp>

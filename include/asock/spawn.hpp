@@ -5,6 +5,10 @@
 // I/O resumes it (an engine thread) and frees itself when done. An exception
 // escaping a spawned task calls std::terminate: handle errors inside it. Keep
 // whatever it uses (engine, sockets it does not own) alive until it finishes.
+//
+// Nothing can wait for a spawned coroutine or stop it: for work that must be
+// stopped and waited for (a server's connection handlers at shutdown), spawn
+// it into an asock::task_scope (asock/scope.hpp) instead.
 #pragma once
 
 #include <coroutine>

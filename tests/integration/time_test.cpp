@@ -130,7 +130,9 @@ TEST_CASE("a receive with a timeout, and when_any of a receive and a sleep, allo
           "[integration][timeout][allocation]")
 {
     auto e = engine_with(0);
-    auto [fd_async, fd_peer] = make_socketpair();
+    const auto fds = make_socketpair(); // (not a structured binding: the lambda below captures it)
+    const int fd_async = fds.first;
+    const int fd_peer = fds.second;
     asock::tcp_socket s(*e);
     REQUIRE(s.open(fd_async) == asock::open_result::ok);
     long during = -1;

@@ -86,7 +86,9 @@ inline void timeout_on_silent_peer(asock::engine& e)
 /// every byte sent is received exactly once, in order.
 inline void timeout_races_data(asock::engine& e, int rounds)
 {
-    auto [rx, tx] = connected_pair(e);
+    auto pair = connected_pair(e); // (not a structured binding: lambdas below capture them)
+    asock::tcp_socket& rx = pair.first;
+    asock::tcp_socket& tx = pair.second;
     std::atomic<std::uint64_t> sent_total{0};
     std::atomic<bool> sender_done{false};
     // The sender: chunks of 1..64 pattern bytes at irregular moments.

@@ -5,6 +5,7 @@
 #include "unit_helpers.hpp"
 
 #include <asock/detail/timer_queue.hpp>
+#include <asock/post.hpp>
 #include <asock/spawn.hpp>
 #include <asock/task.hpp>
 #include <asock/time.hpp>
@@ -239,4 +240,25 @@ TEST_CASE("schedule resumes the coroutine on the engine's loop", "[timers]")
     CHECK(!env.engine->running_in_this_thread());
     env.drain();
     CHECK(stage == 2);
+}
+
+TEST_CASE("post runs a function on the engine's loop, and destroying the engine runs what is still posted",
+          "[post]")
+{
+    fake().reset();
+    auto* e = fake_engine::create(asock::linux_epoll::engine_options{.threads = 0});
+    REQUIRE(e);
+    int ran = 0;
+    bool on_loop = false;
+    asock::post(*e, [&] {
+        ++ran;
+        on_loop = e->running_in_this_thread();
+    });
+    CHECK(ran == 0);
+    e->poll();
+    CHECK(ran == 1);
+    CHECK(on_loop);
+    asock::post(*e, [&] { ++ran; });
+    e->dec_ref(); // never polled again: the destruction runs it
+    CHECK(ran == 2);
 }
