@@ -907,6 +907,170 @@ private:
     std::vector<std::unique_ptr<fake_pool_obj>> pools_;
     std::vector<std::unique_ptr<fake_work_obj>> works_;
     std::vector<std::unique_ptr<fake_io_obj>> ios_;
+
+    // ---- the engine's threadpool timer and the virtual clock ------------------------
+    //
+    // Time stands still unless a test advances it; the engine reads it as
+    // Api::now(). SetThreadpoolTimer with a relative due time sets the timer's
+    // deadline to now + that time (0: now; NULL: not set). advance(d) moves
+    // the clock, then runs, on the calling thread and with the fake's lock
+    // released, the callback of each timer whose deadline has been reached,
+    // once (a one-shot arming), as the pool would. The clock never goes back
+    // and timer objects outlive reset(), like the other objects. Recorded:
+    // "CreateThreadpoolTimer", "SetThreadpoolTimer", "SetThreadpoolTimer(NULL)",
+    // "WaitForThreadpoolTimerCallbacks(TRUE)" / "(FALSE)", "CloseThreadpoolTimer".
+public:
+    using clock = std::chrono::steady_clock;
+
+    /// The next CreateThreadpoolTimer fails (NULL); that call clears it.
+    bool fail_next_create_timer = false;
+
+    clock::time_point now()
+    {
+        std::lock_guard lk(mu_);
+        return now_;
+    }
+
+    /// Moves the virtual clock forward by `d` and fires the timers now due.
+    void advance(clock::duration d)
+    {
+        {
+            std::lock_guard lk(mu_);
+            now_ += d;
+        }
+        for (;;) {
+            std::unique_lock lk(mu_);
+            fake_timer_obj* due = nullptr;
+            for (const auto& t : timer_objs_) {
+                if (!t->closed && t->set && t->deadline <= now_ && (due == nullptr || t->deadline < due->deadline)) {
+                    due = t.get();
+                }
+            }
+            if (due == nullptr) {
+                return;
+            }
+            fire_locked(due, lk);
+        }
+    }
+
+    /// Fires the timer created last now, although its deadline has not been
+    /// reached by the virtual clock (an OS timer, counting on its own clock,
+    /// firing early). False when it is not set.
+    bool fire_timer_early()
+    {
+        std::unique_lock lk(mu_);
+        if (timer_objs_.empty() || timer_objs_.back()->closed || !timer_objs_.back()->set) {
+            return false;
+        }
+        fire_locked(timer_objs_.back().get(), lk);
+        return true;
+    }
+
+    /// The deadline the timer created last is set to (nullopt: not set, or fired).
+    std::optional<clock::time_point> timer_deadline()
+    {
+        std::lock_guard lk(mu_);
+        if (timer_objs_.empty() || !timer_objs_.back()->set) {
+            return std::nullopt;
+        }
+        return timer_objs_.back()->deadline;
+    }
+
+    /// The due time the timer created last was last set with, as the OS reads
+    /// it (negative: relative, in 100 ns units).
+    LONGLONG timer_due()
+    {
+        std::lock_guard lk(mu_);
+        return timer_objs_.empty() ? 0 : timer_objs_.back()->due;
+    }
+
+    /// The pool of the environment the timer created last was created with.
+    PTP_POOL timer_pool()
+    {
+        std::lock_guard lk(mu_);
+        return timer_objs_.empty() ? nullptr : timer_objs_.back()->pool;
+    }
+
+    PTP_TIMER create_timer(PTP_TIMER_CALLBACK cb, void* ctx, PTP_CALLBACK_ENVIRON env)
+    {
+        std::lock_guard lk(mu_);
+        calls_.push_back("CreateThreadpoolTimer");
+        if (fail_next_create_timer) {
+            fail_next_create_timer = false;
+            return nullptr;
+        }
+        timer_objs_.push_back(std::make_unique<fake_timer_obj>());
+        fake_timer_obj& t = *timer_objs_.back();
+        t.callback = cb;
+        t.context = ctx;
+        t.pool = env != nullptr ? env->Pool : nullptr;
+        return reinterpret_cast<PTP_TIMER>(&t);
+    }
+    void set_timer(PTP_TIMER timer, FILETIME* due)
+    {
+        std::lock_guard lk(mu_);
+        auto* t = reinterpret_cast<fake_timer_obj*>(timer);
+        if (due == nullptr) {
+            calls_.push_back("SetThreadpoolTimer(NULL)");
+            t->set = false;
+            return;
+        }
+        calls_.push_back("SetThreadpoolTimer");
+        const auto v = static_cast<LONGLONG>((static_cast<ULONGLONG>(due->dwHighDateTime) << 32) | due->dwLowDateTime);
+        t->due = v;
+        t->set = true;
+        // Negative: relative. 0 (and an absolute time, which the engine does not use): now.
+        t->deadline = now_;
+        if (v < 0) {
+            t->deadline += std::chrono::duration_cast<clock::duration>(
+                std::chrono::duration<LONGLONG, std::ratio<1, 10'000'000>>(-v));
+        }
+    }
+    void wait_timer_callbacks(PTP_TIMER timer, BOOL cancel)
+    {
+        {
+            std::lock_guard lk(mu_);
+            calls_.push_back(cancel ? "WaitForThreadpoolTimerCallbacks(TRUE)"
+                                    : "WaitForThreadpoolTimerCallbacks(FALSE)");
+        }
+        auto* t = reinterpret_cast<fake_timer_obj*>(timer);
+        wait_until("timer callbacks", [&] {
+            std::lock_guard lk(mu_);
+            return t->running == 0;
+        });
+    }
+    void close_timer(PTP_TIMER timer)
+    {
+        std::lock_guard lk(mu_);
+        calls_.push_back("CloseThreadpoolTimer");
+        reinterpret_cast<fake_timer_obj*>(timer)->closed = true;
+    }
+
+private:
+    struct fake_timer_obj {
+        PTP_TIMER_CALLBACK callback = nullptr;
+        void* context = nullptr;
+        PTP_POOL pool = nullptr;
+        bool set = false;
+        clock::time_point deadline{};
+        LONGLONG due = 0;
+        int running = 0;
+        bool closed = false;
+    };
+
+    // Consumes `t`'s arming and runs its callback with the lock released.
+    void fire_locked(fake_timer_obj* t, std::unique_lock<std::mutex>& lk)
+    {
+        t->set = false;
+        ++t->running;
+        lk.unlock();
+        t->callback(nullptr, t->context, reinterpret_cast<PTP_TIMER>(t));
+        lk.lock();
+        --t->running;
+    }
+
+    std::vector<std::unique_ptr<fake_timer_obj>> timer_objs_;
+    clock::time_point now_ = clock::time_point{} + std::chrono::hours(1);
 };
 
 inline fake_world& fake()
@@ -962,6 +1126,15 @@ struct fake_win32 {
     static int shutdown(SOCKET s) noexcept { return fake().shutdown(s); }
     static int closesocket(SOCKET s) noexcept { return fake().closesocket(s); }
     static bool is_socket(SOCKET s) noexcept { return fake().is_socket(s); }
+    // the engine's timer (fake_world: the virtual clock)
+    static std::chrono::steady_clock::time_point now() noexcept { return fake().now(); }
+    static PTP_TIMER create_timer(PTP_TIMER_CALLBACK cb, void* ctx, PTP_CALLBACK_ENVIRON e) noexcept
+    {
+        return fake().create_timer(cb, ctx, e);
+    }
+    static void set_timer(PTP_TIMER t, FILETIME* due) noexcept { fake().set_timer(t, due); }
+    static void wait_timer_callbacks(PTP_TIMER t, BOOL c) noexcept { fake().wait_timer_callbacks(t, c); }
+    static void close_timer(PTP_TIMER t) noexcept { fake().close_timer(t); }
 };
 
 using fake_platform = asock::win32::basic_win32_platform<fake_win32>;

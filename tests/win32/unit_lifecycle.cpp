@@ -380,15 +380,17 @@ TEST_CASE("engine: WSAStartup with the engine, WSACleanup when it goes; pool and
     CHECK(fake().wsa_startups() == 1);
     CHECK(fake().calls() == std::vector<std::string>{"WSAStartup", "CreateThreadpool", "SetThreadpoolThreadMinimum(4)",
                                                      "InitializeThreadpoolEnvironment", "SetThreadpoolCallbackPool",
-                                                     "CreateThreadpoolWork"});
+                                                     "CreateThreadpoolWork", "CreateThreadpoolTimer"});
     CHECK(e->pool() == fake().last_pool_handle());
     CHECK(e->thread_count() == 4);
     CHECK(e->use_count() == 1);
     const auto mark = fake().mark();
     e->dec_ref();
     CHECK(fake().calls_since(mark) ==
-          std::vector<std::string>{"WaitForThreadpoolWorkCallbacks(FALSE)", "CloseThreadpoolWork",
-                                   "DestroyThreadpoolEnvironment", "CloseThreadpool", "WSACleanup"});
+          std::vector<std::string>{"SetThreadpoolTimer(NULL)", "WaitForThreadpoolTimerCallbacks(TRUE)",
+                                   "CloseThreadpoolTimer", "WaitForThreadpoolWorkCallbacks(FALSE)",
+                                   "CloseThreadpoolWork", "DestroyThreadpoolEnvironment", "CloseThreadpool",
+                                   "WSACleanup"});
     CHECK(fake().wsa_cleanups() == 1);
 }
 
@@ -457,6 +459,20 @@ TEST_CASE("engine: creation failures release what was taken", "[win32][engine]")
         CHECK(fake().count("DestroyThreadpoolEnvironment") == 1);
         CHECK(fake().count("CloseThreadpool") == 1);
         CHECK(fake().wsa_cleanups() == 1);
+    }
+    SECTION("CreateThreadpoolTimer")
+    {
+        for (const unsigned threads : {asock::win32::engine_options::unset, 0u}) {
+            CAPTURE(threads);
+            fake().reset();
+            fake().fail_next_create_timer = true;
+            CHECK(fake_engine::create({.threads = threads}) == nullptr);
+            CHECK(fake().count("CloseThreadpoolTimer") == 0);
+            CHECK(fake().count("CloseThreadpoolWork") == (threads == 0 ? 0 : 1));
+            CHECK(fake().count("DestroyThreadpoolEnvironment") == 1);
+            CHECK(fake().count("CloseThreadpool") == 1);
+            CHECK(fake().wsa_cleanups() == 1);
+        }
     }
     fake().reset();
 }

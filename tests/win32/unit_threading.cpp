@@ -636,9 +636,11 @@ TEST_CASE("engine without threads: created with no engine threads; run_one and p
     CHECK(f.engine->thread_count() == 0);
     CHECK(f.engine->caller_runs_loop());
     CHECK(f.engine->loop_unattended());
-    // A pool of one thread for the IO completions; no work object: posts wait for the loop.
+    // A pool of one thread for the IO completions and the timer; no work
+    // object: posts wait for the loop.
     CHECK(fake().calls() == std::vector<std::string>{"WSAStartup", "CreateThreadpool", "SetThreadpoolThreadMinimum(1)",
-                                                     "InitializeThreadpoolEnvironment", "SetThreadpoolCallbackPool"});
+                                                     "InitializeThreadpoolEnvironment", "SetThreadpoolCallbackPool",
+                                                     "CreateThreadpoolTimer"});
     CHECK(f.engine->poll() == 0);
     CHECK(f.engine->run_one(0) == 0);
     CHECK(f.engine->run_one(1) == 0);

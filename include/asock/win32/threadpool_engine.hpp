@@ -16,10 +16,18 @@
 //   hooks of the completed operations (callbacks, awaiter resumptions) and
 //   every posted item go to a queue that only run() / run_one() / poll()
 //   drain, on the caller's thread.
+//
+// Timers (include/asock/detail/timer_queue.hpp) share one threadpool timer
+// per engine, created in the engine's callback environment and set to the
+// earliest deadline. When it fires, a pool engine runs the due timers on the
+// pool thread that got the callback; an engine without threads puts them in
+// its loop's queue, so run() / run_one() / poll() run them on the caller's
+// thread (and run_one(timeout) returns when one is due).
 #pragma once
 
 #include <asock/detail/engine_support.hpp>
 #include <asock/detail/operation.hpp>
+#include <asock/detail/timer_queue.hpp>
 #include <asock/win32/threadpool_socket_core.hpp>
 #include <asock/win32/win32_api.hpp>
 
@@ -187,6 +195,27 @@ public:
         Api::submit_work(work_);
     }
 
+    // ---- timers (include/asock/detail/timer_queue.hpp) --------------------------
+
+    using clock = asock::detail::timer_clock;
+
+    /// The clock of this engine's timers: steady_clock (the fake Win32 layer
+    /// of the unit tests gives a virtual one).
+    clock::time_point now() const noexcept { return Api::now(); }
+
+    /// Queues a timer; it runs (node->run) on an engine thread when due (a
+    /// pool thread, or the caller's loop for an engine with threads = 0), or
+    /// with `shutdown` set on the destroying thread when the engine is
+    /// destroyed first. False once the engine is being destroyed: the node is
+    /// not queued.
+    bool add_timer(asock::detail::timer_node* node) noexcept
+    {
+        return timers_.add(node, [this](clock::time_point t) { arm_os_timer(t); });
+    }
+
+    /// Withdraws a queued timer; true when it was still queued (it will not run).
+    bool cancel_timer(asock::detail::timer_node* node) noexcept { return timers_.remove(node); }
+
     // ---- socket cores ----------------------------------------------------------
 
     /// Takes a core from the pool (one allocation per 64 sockets at most).
@@ -337,7 +366,10 @@ private:
         env_initialized_ = true;
         Api::set_environment_pool(&env_, pool_);
         work_ = Api::create_work(&basic_threadpool_engine::on_work, this, &env_);
-        return work_ != nullptr;
+        if (work_ == nullptr) {
+            return false;
+        }
+        return create_os_timer();
     }
 
     // threads = 0: a pool that keeps one thread for the IO completions (the
@@ -361,7 +393,7 @@ private:
         Api::initialize_environment(&env_);
         env_initialized_ = true;
         Api::set_environment_pool(&env_, pool_);
-        return true;
+        return create_os_timer();
     }
 
     static engine_options default_engine_options() noexcept { return engine_options{}; }
@@ -387,6 +419,9 @@ private:
 
     void destroy_now() noexcept
     {
+        // Timers first: the sleeps they end resume here and may post work,
+        // which the drains below then run.
+        shut_timers();
         if (caller_loop_) {
             // Work the loop accepted and nobody ran (deliveries, resumptions
             // posted by a close or a stop request): run it here, on this
@@ -432,6 +467,128 @@ private:
             Api::wsa_cleanup();
         }
         delete this;
+    }
+
+    // ---- the OS timer ------------------------------------------------------------
+    //
+    // timer_queue decides when the OS timer must be set (an earlier deadline,
+    // or the next one once it fired) and calls arm_os_timer under its lock.
+    // The threadpool timer takes a relative due time, counted on the OS's
+    // clock, not on steady_clock: it can fire a little before the deadline by
+    // our clock. take_due then finds nothing due and, since that deadline has
+    // not passed, does not re-arm; run_due_timers sets the OS timer again
+    // (os_deadline_ remembers what it was set to), so no timer is left
+    // waiting for a callback that will not come.
+
+    bool create_os_timer() noexcept
+    {
+        timer_ = Api::create_timer(&basic_threadpool_engine::on_timer, this, &env_);
+        return timer_ != nullptr;
+    }
+
+    // SetThreadpoolTimer's due time for `deadline` at `now`: relative (a
+    // negative count of 100 ns), the time left rounded up to whole
+    // milliseconds, so at least 1 ms; or 0 (at once) when it has passed.
+    static FILETIME due_time(clock::time_point deadline, clock::time_point now) noexcept
+    {
+        std::int64_t units = 0;
+        if (deadline > now) {
+            const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
+            units = -static_cast<std::int64_t>(left.count()) * 10'000;
+        }
+        ULARGE_INTEGER u;
+        u.QuadPart = static_cast<ULONGLONG>(units);
+        FILETIME due;
+        due.dwLowDateTime = u.LowPart;
+        due.dwHighDateTime = u.HighPart;
+        return due;
+    }
+
+    // Sets the OS timer to fire at `deadline` (replacing what it was set to).
+    // Called under the timer queue's lock, or from run_due_timers.
+    void arm_os_timer(clock::time_point deadline) noexcept
+    {
+        std::lock_guard lk(timer_mu_);
+        if (timer_stopped_) {
+            return;
+        }
+        os_deadline_ = deadline;
+        FILETIME due = due_time(deadline, Api::now());
+        Api::set_timer(timer_, &due);
+    }
+
+    static VOID CALLBACK on_timer(PTP_CALLBACK_INSTANCE, PVOID context, PTP_TIMER) noexcept
+    {
+        auto* self = static_cast<basic_threadpool_engine*>(context);
+        callback_scope scope(*self);
+        self->run_due_timers();
+    }
+
+    // The OS timer fired: takes the due timers and runs them here (a pool
+    // engine, on this pool thread) or queues them for the caller's loop
+    // (threads = 0; a timer_node is a work item).
+    void run_due_timers() noexcept
+    {
+        const clock::time_point t = Api::now();
+        bool armed = false;
+        asock::detail::timer_node* due = timers_.take_due(t, [&](clock::time_point d) {
+            arm_os_timer(d);
+            armed = true;
+        });
+        if (!armed) {
+            std::lock_guard lk(timer_mu_);
+            if (!timer_stopped_ && os_deadline_ != asock::detail::timer_queue::never && os_deadline_ > t) {
+                // Fired before its deadline by our clock (or a stale callback
+                // of an arming since replaced): set it again. Setting a
+                // pending arming again changes nothing.
+                FILETIME again = due_time(os_deadline_, Api::now());
+                Api::set_timer(timer_, &again);
+            }
+        }
+        if (!caller_loop_) {
+            asock::detail::run_timer_list(due);
+            return;
+        }
+        while (due != nullptr) {
+            auto* next = static_cast<asock::detail::timer_node*>(due->next);
+            post(due);
+            due = next;
+        }
+    }
+
+    // Engine destruction: refuses new timers, stops the OS timer and waits
+    // for its callbacks (so none runs, sets it or queues anything from now
+    // on), closes it, and completes every timer still queued (`shutdown` set:
+    // a sleep resumes `cancelled`) on this thread, marked as the engine's
+    // (its loop, for an engine without threads).
+    void shut_timers() noexcept
+    {
+        asock::detail::timer_node* left = timers_.close();
+        if (timer_ != nullptr) {
+            {
+                std::lock_guard lk(timer_mu_);
+                timer_stopped_ = true;
+                Api::set_timer(timer_, nullptr);
+            }
+            Api::wait_timer_callbacks(timer_, TRUE);
+            Api::close_timer(timer_);
+            timer_ = nullptr;
+        }
+        if (left == nullptr) {
+            return;
+        }
+        if (caller_loop_) {
+            const void* saved_engine = detail::tls_engine;
+            const void* saved_loop = detail::tls_loop;
+            detail::tls_engine = this;
+            detail::tls_loop = this;
+            asock::detail::run_timer_list(left);
+            detail::tls_engine = saved_engine;
+            detail::tls_loop = saved_loop;
+        } else {
+            callback_scope scope(*this);
+            asock::detail::run_timer_list(left);
+        }
     }
 
     static VOID CALLBACK on_work(PTP_CALLBACK_INSTANCE, PVOID context, PTP_WORK) noexcept
@@ -513,6 +670,12 @@ private:
     std::mutex post_mu_;
     work_item* post_head_ = nullptr;
     work_item* post_tail_ = nullptr;
+
+    asock::detail::timer_queue timers_;
+    PTP_TIMER timer_ = nullptr;
+    std::mutex timer_mu_;                                              // orders the settings of timer_
+    clock::time_point os_deadline_ = asock::detail::timer_queue::never; // what timer_ was last set to
+    bool timer_stopped_ = false;                                        // destroying: timer_ is not set again
 
     asock::detail::core_pool<core_type> cores_;
 };

@@ -31,6 +31,8 @@
 #include <mswsock.h>
 // clang-format on
 
+#include <chrono>
+
 #if defined(_WIN32_WINNT) && _WIN32_WINNT < 0x0600
 #error "asock/win32 needs the Windows Vista API (threadpool IO, CancelIoEx): define _WIN32_WINNT >= 0x0600"
 #endif
@@ -75,6 +77,24 @@ struct win32_api {
         ::WaitForThreadpoolWorkCallbacks(work, cancel_pending);
     }
     static void close_work(PTP_WORK work) noexcept { ::CloseThreadpoolWork(work); }
+
+    // ---- the engine's timer (one threadpool timer per engine) -------------------
+    /// The clock of the engine's timers: std::chrono::steady_clock
+    /// (QueryPerformanceCounter). The unit tests' fake gives a virtual one.
+    static std::chrono::steady_clock::time_point now() noexcept { return std::chrono::steady_clock::now(); }
+    static PTP_TIMER create_timer(PTP_TIMER_CALLBACK callback, void* context, PTP_CALLBACK_ENVIRON env) noexcept
+    {
+        return ::CreateThreadpoolTimer(callback, context, env);
+    }
+    /// SetThreadpoolTimer, one-shot (no period, no window). `due` as the OS
+    /// reads it: negative, relative in 100 ns units; 0, at once; NULL stops
+    /// the timer queuing callbacks (one already queued still runs).
+    static void set_timer(PTP_TIMER timer, FILETIME* due) noexcept { ::SetThreadpoolTimer(timer, due, 0, 0); }
+    static void wait_timer_callbacks(PTP_TIMER timer, BOOL cancel_pending) noexcept
+    {
+        ::WaitForThreadpoolTimerCallbacks(timer, cancel_pending);
+    }
+    static void close_timer(PTP_TIMER timer) noexcept { ::CloseThreadpoolTimer(timer); }
 
     // ---- threadpool IO (one per open socket) ------------------------------------
     static PTP_IO create_io(SOCKET socket, PTP_WIN32_IO_CALLBACK callback, void* context,
