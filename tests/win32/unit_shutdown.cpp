@@ -84,8 +84,11 @@ TEST_CASE("shutdown_send behind a send of several calls waits for its last call"
     static send_result result;
     static int calls;
     calls = 0;
-    REQUIRE(s.send_async(op, bufs, [](void*, send_result r) { result = r, ++calls; }, nullptr) ==
-            send_sync_result::ok);
+    const auto on_done = [](void*, send_result r) {
+        result = r;
+        ++calls;
+    };
+    REQUIRE(s.send_async(op, bufs, on_done, nullptr) == send_sync_result::ok);
     CHECK(s.shutdown_send() == shutdown_result::ok);
     REQUIRE(fake().complete_send(sock_a));
     CHECK(calls == 0);
