@@ -185,6 +185,33 @@ public:
         }
     }
 
+    /// Half-close: ends the sending direction with a FIN; receiving goes on.
+    ///
+    /// - ok: the FIN is scheduled. It is sent at once (shutdown(fd, SHUT_WR)
+    ///   on Linux, shutdown(s, SD_SEND) on Windows) when no send is queued or
+    ///   in flight; otherwise as soon as every send accepted before this call
+    ///   has completed, all its bytes handed to the transport. If one of those
+    ///   sends does not complete ok (it fails, is torn, cancelled or
+    ///   abandoned), no FIN is sent: the stream did not go out whole. A
+    ///   deferred shutdown call that fails has no one to report to: the
+    ///   failure is not reported. A repeated call returns ok and does nothing.
+    /// - not_open: no socket (empty, moved-from), or the socket is not OPEN.
+    /// - error: the shutdown call made at once failed; or the send direction
+    ///   had already failed for good (a torn send), and no FIN is sent.
+    /// - unsupported: the socket runs on a custom transport, which has no way
+    ///   to send a FIN.
+    ///
+    /// From the call on (whatever it returned, unless not_open or
+    /// unsupported) every new send is rejected not_open (send_result::not_open,
+    /// send_sync_result::not_open). Receives work as before, until the peer
+    /// closes (abandoned). close() and the destructor are unchanged; sends
+    /// still pending then complete abandoned. Thread-safe like every member,
+    /// and callable from the socket's own callbacks and coroutines.
+    shutdown_result shutdown_send() noexcept
+    {
+        return core_ != nullptr ? core_->shutdown_send() : shutdown_result::not_open;
+    }
+
     // ---- co_await forms ----------------------------------------------------
 
     send_awaitable<core_type> send_async(std::span<const const_buffer> buffers, std::stop_token token = {}) noexcept

@@ -37,6 +37,8 @@ struct fmt::formatter<asock::notify_io_result> : asock::detail::enum_name_format
 template <>
 struct fmt::formatter<asock::socket_state> : asock::detail::enum_name_formatter<asock::socket_state> {};
 template <>
+struct fmt::formatter<asock::shutdown_result> : asock::detail::enum_name_formatter<asock::shutdown_result> {};
+template <>
 struct fmt::formatter<asock::start_result> : asock::detail::enum_name_formatter<asock::start_result> {};
 
 template <>

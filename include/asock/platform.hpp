@@ -25,6 +25,9 @@
 //   delivered, with its result, before close() returns too.
 // - cancel(op) completes a still-queued operation `cancelled`; if the operation
 //   is not queued yet, the core's start_* must see the request and finish it.
+// - shutdown_send() half-closes: every later start_send is rejected not_open,
+//   and the FIN goes once every send accepted before it completed ok (none if
+//   one of them did not).
 //
 // Beyond the contract, backends differ in what they offer at all (readiness
 // notifications, custom transports, ...) and in what a program around them
@@ -94,6 +97,7 @@ concept platform_policy = requires {
     { core.start_send(send, done) } -> std::same_as<send_sync_result>;
     { core.start_receive(receive, allow_inline, done) } -> std::same_as<start_result>;
     { core.start_notify(notify, allow_inline, done) } -> std::same_as<start_result>;
+    { core.shutdown_send() } -> std::same_as<shutdown_result>; // half-close (async_socket::shutdown_send)
     core.cancel(op);
     core.post_completion(op);
 } && detail::valid_optional_traits<P>;

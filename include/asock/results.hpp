@@ -69,6 +69,14 @@ enum class notify_io_result : std::uint8_t {
     invalid_argument = 7, ///< (co_await form) io_type was not in or out.
 };
 
+/// Result of async_socket::shutdown_send (half-close: the sending direction ends with a FIN).
+enum class shutdown_result : std::uint8_t {
+    ok = 1,          ///< The FIN is scheduled (sent now, or once the sends accepted before the call completed); also a repeated call.
+    not_open = 2,    ///< No socket, or the socket is not OPEN.
+    error = 3,       ///< The OS refused the shutdown made at once, or the send direction had already failed; no FIN was sent.
+    unsupported = 4, ///< The socket runs on a custom transport, which has no way to send a FIN.
+};
+
 /// Immediate result of starting a receive or notify in callback form.
 enum class start_result : std::uint8_t {
     started = 0,          ///< Accepted: the completion callback will be called exactly once, never before the call returns.
@@ -177,6 +185,17 @@ constexpr std::string_view to_string(socket_state s) noexcept
     case socket_state::open: return "open";
     case socket_state::closing: return "closing";
     case socket_state::closed: return "closed";
+    }
+    return "invalid";
+}
+
+constexpr std::string_view to_string(shutdown_result r) noexcept
+{
+    switch (r) {
+    case shutdown_result::ok: return "ok";
+    case shutdown_result::not_open: return "not_open";
+    case shutdown_result::error: return "error";
+    case shutdown_result::unsupported: return "unsupported";
     }
     return "invalid";
 }

@@ -175,6 +175,37 @@ TEST_CASE("peer reset: pending operations complete abandoned, later sends report
     it::drain(*engine);
 }
 
+// ==== half-close ==================================================================
+
+TEST_CASE("shutdown_send: 1 MiB of queued sends, then the FIN; the peer gets every byte, then abandoned, and can "
+          "still reply",
+          "[integration][shutdown]")
+{
+    const unsigned threads = GENERATE(0u, 1u, 4u);
+    const bool tcp = GENERATE(false, true);
+    CAPTURE(threads, tcp);
+    auto engine = asock::make_engine({.threads = threads});
+    REQUIRE(engine);
+    asock::engine& e = *engine;
+    it::with_harness(tcp, [&]<class H>() { sc::half_close<H>(e); });
+}
+
+TEST_CASE("shutdown_send on a custom transport socket is unsupported", "[integration][shutdown]")
+{
+    auto engine = asock::make_engine({.threads = 1});
+    REQUIRE(engine);
+    const asock::custom_transport t{[](void*, const void*, std::size_t) { return 0; }, nullptr,
+                                    [](void*, void*, std::size_t) { return 0; }, nullptr};
+    asock::tcp_socket s(*engine, t);
+    REQUIRE(s.valid());
+    CHECK(s.shutdown_send() == asock::shutdown_result::not_open); // not OPEN yet
+    auto [a, b] = it::posix_harness::native_pair();
+    REQUIRE(s.open(a) == asock::open_result::ok);
+    CHECK(s.shutdown_send() == asock::shutdown_result::unsupported);
+    s.close();
+    ::close(b);
+}
+
 // ==== scale =======================================================================
 
 TEST_CASE("1000 socket pairs open at once, each echoing its own message", "[integration][scale]")

@@ -20,8 +20,9 @@
 // Readiness reported by poll_now: `set_readiness(fd, POLLIN | ...)`.
 // Events: `raise(fd, EPOLLIN | ...)` queues one event for a registered
 // descriptor; `inject(epfd, data, events)` queues one naming any pointer.
-// Failures: `fail_epoll_create`, `fail_eventfd_create`, `fail_epoll_add` hold an
-// errno the next such call fails with (0: succeed).
+// Failures: `fail_epoll_create`, `fail_eventfd_create`, `fail_epoll_add`,
+// `fail_shutdown_send` hold an errno the next such call fails with (0: succeed).
+// Half-closes (shutdown_send, SHUT_WR) are recorded in `shutdown_send_fds`.
 #pragma once
 
 #include <asock/async_socket.hpp>
@@ -214,6 +215,8 @@ public:
         epoll_add_calls = epoll_del_calls = epoll_wait_calls = eventfd_signals = 0;
         deleted_fds.clear();
         shutdown_fds.clear();
+        shutdown_send_fds.clear();
+        fail_shutdown_send = 0;
         closed_fds.clear();
     }
 
@@ -342,6 +345,10 @@ public:
     int eventfd_signals = 0;
     std::vector<int> deleted_fds;
     std::vector<int> shutdown_fds;
+    /// Every shutdown_send (SHUT_WR) call, in order, by descriptor.
+    std::vector<int> shutdown_send_fds;
+    /// The errno the next shutdown_send call fails with (0: it succeeds).
+    int fail_shutdown_send = 0;
     std::vector<int> closed_fds;
 
     // ---- the Sys side ---------------------------------------------------------
@@ -533,6 +540,17 @@ public:
         return 0;
     }
 
+    int sys_shutdown_send(int fd)
+    {
+        std::lock_guard lk(mu_);
+        shutdown_send_fds.push_back(fd);
+        if (fail_shutdown_send != 0) {
+            errno = std::exchange(fail_shutdown_send, 0);
+            return -1;
+        }
+        return 0;
+    }
+
     int sys_close(int fd)
     {
         std::lock_guard lk(mu_);
@@ -662,6 +680,7 @@ struct fake_sys {
     }
     static short poll_now(int fd, short events) noexcept { return fake().sys_poll_now(fd, events); }
     static int shutdown(int fd) noexcept { return fake().sys_shutdown(fd); }
+    static int shutdown_send(int fd) noexcept { return fake().sys_shutdown_send(fd); }
     static int close(int fd) noexcept { return fake().sys_close(fd); }
     static void schedule_point(asock::detail::readiness::schedule_point p) noexcept
     {

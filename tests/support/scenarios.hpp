@@ -82,6 +82,7 @@ ASOCK_SC_STRING_MAKER(asock::receive_result)
 ASOCK_SC_STRING_MAKER(asock::notify_io_result)
 ASOCK_SC_STRING_MAKER(asock::start_result)
 ASOCK_SC_STRING_MAKER(asock::socket_state)
+ASOCK_SC_STRING_MAKER(asock::shutdown_result)
 #undef ASOCK_SC_STRING_MAKER
 template <>
 struct StringMaker<asock::receive_outcome> {
@@ -960,6 +961,57 @@ void peer_close(asock::engine& e)
     peer_close_receive_pending<H>(e);
     peer_close_before_receive<H>(e);
     peer_close_rounds<H>(e);
+}
+
+// ==== half-close ===================================================================================
+
+/// Half-close (async_socket::shutdown_send): socket `a` starts `pieces` sends
+/// of `piece` bytes each (1 MiB in all by default), calls shutdown_send while
+/// they are still queued or in flight, and the FIN follows them: the peer `b`
+/// receives every byte in order, then ABANDONED. A send on `a` afterwards is
+/// rejected not_open, while `b` can still send a reply that `a` receives; when
+/// `b` closes, `a`'s next receive is ABANDONED.
+template <class H>
+void half_close(asock::engine& e, std::size_t pieces = 16, std::size_t piece = 64 * 1024)
+{
+    auto [a, b] = async_pair<H>(e);
+    H::small_buffers(a.native_handle(), 8192); // the sends cannot all go at once: the FIN has to wait
+    const std::string data = pattern_string(pieces * piece, 0, 11);
+    tracker tr;
+    std::optional<received_stream> got;
+    start(tr, receive_until_end(b), got);
+    std::vector<std::optional<send_result>> sent(pieces);
+    for (std::size_t i = 0; i < pieces; ++i) {
+        start(tr, send_string(a, data.substr(i * piece, piece)), sent[i]);
+    }
+    CHECK(a.shutdown_send() == asock::shutdown_result::ok);
+    CHECK(a.shutdown_send() == asock::shutdown_result::ok); // a repeated call changes nothing
+    tr.wait(e, "half-close: the sends and the peer's receives");
+    for (std::size_t i = 0; i < pieces; ++i) {
+        CAPTURE(i);
+        CHECK(sent[i] == send_result::ok);
+    }
+    REQUIRE(got.has_value());
+    CHECK(got->bytes.size() == data.size());
+    CHECK(got->bytes == data);
+    CHECK(got->last == receive_result::abandoned); // the FIN
+    CHECK(got->after_last == receive_result::abandoned);
+
+    CHECK(run(e, send_string(a, "late"), "half-close: a send after it") == send_result::not_open);
+    CHECK(a.state() == asock::socket_state::open);
+
+    const std::string reply = "a reply after the FIN";
+    CHECK(run(e, send_string(b, reply), "half-close: the peer's reply") == send_result::ok);
+    std::string back;
+    CHECK(run(e, receive_exact(a, back, reply.size()), "half-close: the reply") == receive_result::ok);
+    CHECK(back == reply);
+
+    b.close();
+    char one;
+    CHECK(run(e, receive_into(a, &one, 1), "half-close: the peer's close").result == receive_result::abandoned);
+    a.close();
+    CHECK(a.state() == asock::socket_state::closed);
+    drain(e);
 }
 
 // ==== peer reset ====================================================================================

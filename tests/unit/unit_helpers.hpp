@@ -38,6 +38,7 @@ using asock::receive_outcome;
 using asock::receive_result;
 using asock::send_result;
 using asock::send_sync_result;
+using asock::shutdown_result;
 using asock::socket_state;
 using asock::start_result;
 
@@ -293,5 +294,6 @@ ASOCK_TEST_ENUM_STRING(asock::notify_io_result)
 ASOCK_TEST_ENUM_STRING(asock::notify_io_type)
 ASOCK_TEST_ENUM_STRING(asock::start_result)
 ASOCK_TEST_ENUM_STRING(asock::socket_state)
+ASOCK_TEST_ENUM_STRING(asock::shutdown_result)
 #undef ASOCK_TEST_ENUM_STRING
 } // namespace Catch

@@ -24,6 +24,9 @@
 //   once (ERROR_OPERATION_ABORTED, unless cancel_finishes_at_once is cleared)
 //   and finish_recv_in_kernel() finishes a receive with data; the packet of
 //   such a call waits until abort_cancelled() delivers it.
+// - shutdown(s, SD_SEND) (the layer's shutdown_send, a half-close) is recorded
+//   as "shutdown(SD_SEND)" and counted in fake_socket::send_shutdowns;
+//   `fail_shutdown_send` makes the next one fail with that WSA error.
 // - Work items (the engine's post) wait until run_work() runs them.
 // - A `pool_runner` is a helper thread that plays the thread pool: it aborts
 //   cancelled calls and runs posted work, so that a close() on the test thread,
@@ -145,6 +148,7 @@ struct fake_socket {
     int fionread_error = 0;      // FIONREAD fails with this (0: it does not)
     std::string wire; // every byte a completed send delivered, in order
     int shutdowns = 0;
+    int send_shutdowns = 0; // shutdown(SD_SEND): half-closes
     int closes = 0;
     int max_sends_outstanding = 0;
     int max_recvs_outstanding = 0;
@@ -184,6 +188,7 @@ public:
         fail_wsa_startup = 0;
         fail_create_pool = fail_set_minimum = fail_create_work = fail_create_io = false;
         cancel_misses = 0;
+        fail_shutdown_send = 0;
         not_a_socket = INVALID_SOCKET;
         cancel_finishes_at_once = true;
         work_wait_covers_new_submissions = true;
@@ -808,6 +813,22 @@ public:
         ++sockets_[s].shutdowns;
         return 0;
     }
+    /// shutdown(s, SD_SEND), recorded as "shutdown(SD_SEND)"; fails with
+    /// `fail_shutdown_send` (then cleared) when that is not 0.
+    int shutdown_send(SOCKET s)
+    {
+        std::lock_guard lk(mu_);
+        calls_.push_back("shutdown(SD_SEND)");
+        ++sockets_[s].send_shutdowns;
+        if (fail_shutdown_send != 0) {
+            tls_last_error() = std::exchange(fail_shutdown_send, 0);
+            return SOCKET_ERROR;
+        }
+        return 0;
+    }
+    /// The WSA error the next shutdown(SD_SEND) fails with (0: it succeeds).
+    int fail_shutdown_send = 0;
+
     /// A handle that is_socket() denies (a pipe, a file): INVALID_SOCKET for none.
     SOCKET not_a_socket = INVALID_SOCKET;
 
@@ -1124,6 +1145,7 @@ struct fake_win32 {
     }
     static int bytes_readable(SOCKET s, u_long* n) noexcept { return fake().bytes_readable(s, n); }
     static int shutdown(SOCKET s) noexcept { return fake().shutdown(s); }
+    static int shutdown_send(SOCKET s) noexcept { return fake().shutdown_send(s); }
     static int closesocket(SOCKET s) noexcept { return fake().closesocket(s); }
     static bool is_socket(SOCKET s) noexcept { return fake().is_socket(s); }
     // the engine's timer (fake_world: the virtual clock)

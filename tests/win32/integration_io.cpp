@@ -48,6 +48,16 @@ TEST_CASE("integration: peer close delivers every byte, then ABANDONED", "[win32
     sc::peer_close<win32_harness>(*e);
 }
 
+TEST_CASE("integration: shutdown_send after 1 MiB of sends: the peer gets every byte, then ABANDONED, and can "
+          "still reply",
+          "[win32][integration][shutdown]")
+{
+    const unsigned threads = GENERATE(0u, 1u, 4u);
+    CAPTURE(threads);
+    auto e = engine_with(threads);
+    sc::half_close<win32_harness>(*e);
+}
+
 TEST_CASE("integration: SRS_ASYNC_SOCKET_WIN32_42_001 peer reset abandons a pending receive", "[win32][integration]")
 {
     const unsigned threads = GENERATE(0u, 1u, 4u);

@@ -41,6 +41,7 @@ ASOCK_WT_STRING_MAKER(asock::receive_result)
 ASOCK_WT_STRING_MAKER(asock::notify_io_result)
 ASOCK_WT_STRING_MAKER(asock::start_result)
 ASOCK_WT_STRING_MAKER(asock::socket_state)
+ASOCK_WT_STRING_MAKER(asock::shutdown_result)
 #undef ASOCK_WT_STRING_MAKER
 } // namespace Catch
 

@@ -143,6 +143,10 @@ concept completion_io = requires(typename Io::engine_type& engine, typename Io::
     { Io::issue_receive(handle, reg, call, in, first, asked) } -> std::same_as<int>;
     /// The same for a call_op, on its own `call`, through its own issue function.
     { Io::issue_call(handle, reg, other) } -> std::same_as<int>;
+    /// Ends the sending direction of `handle` (a FIN after the bytes of the
+    /// completed sends; shutdown SD_SEND); receiving goes on. 0, or the
+    /// error it failed with.
+    { Io::shutdown_send(handle) } -> std::same_as<int>;
     /// Asks the OS to cancel one outstanding call (CancelIoEx). False: the
     /// OS found nothing to cancel.
     { Io::cancel(handle, &call) } -> std::same_as<bool>;
@@ -374,6 +378,9 @@ public:
         if (asock::detail::finished_by_early_stop(op, done)) {
             return send_sync_result::ok;
         }
+        if (sends_.shut()) {
+            return send_sync_result::not_open; // shutdown_send closed the direction
+        }
         if (sends_.failed()) {
             return sends_.rejection();
         }
@@ -416,6 +423,35 @@ public:
         }
         read_.ops.unlink(&op);
         return start_result::not_open; // 01_084
+    }
+
+    /// Half-close (async_socket::shutdown_send): no send is accepted from now
+    /// on, and the FIN goes now when no send is queued or outstanding, else
+    /// from the completion of the last one, provided every one of them
+    /// completed ok. The shutdown is made under the write lock, as every
+    /// WSASend is issued: a close() cannot disconnect the handle under it.
+    shutdown_result shutdown_send() noexcept
+    {
+        std::lock_guard lk(write_.mu);
+        if (!is_open()) {
+            return shutdown_result::not_open;
+        }
+        if (custom_transport_) {
+            return shutdown_result::unsupported; // (such a core never opens: 04_001)
+        }
+        if (sends_.shut()) {
+            return shutdown_result::ok; // a repeated call: the FIN is already sent or scheduled
+        }
+        if (sends_.failed()) {
+            sends_.shut_down(false); // a truncated stream gets no FIN
+            return shutdown_result::error;
+        }
+        if (!write_.ops.empty()) {
+            sends_.shut_down(true); // after the queued sends (settle_send)
+            return shutdown_result::ok;
+        }
+        sends_.shut_down(false);
+        return Io::shutdown_send(socket_) == 0 ? shutdown_result::ok : shutdown_result::error;
     }
 
     /// Readiness notifications are not part of the completion model (not
@@ -468,6 +504,9 @@ public:
         }
         sd.ops.unlink(&op);
         set_result(op, cancelled_result);
+        if (&sd == &write_) {
+            sends_.drop_fin(); // none of this send went out: no FIN after the others
+        }
         cancels_.fetch_add(1); // a destroy waits for this completion (detach)
         lk.unlock();
         {
@@ -858,6 +897,7 @@ private:
             next.result = sends_.failed()       ? sends_.cause()
                           : Io::reset(err)       ? send_result::abandoned
                                                  : send_result::error;
+            sends_.drop_fin(); // a send before the FIN failed: the FIN is not sent
             move_to_done(write_, next);
         }
     }
@@ -1001,10 +1041,18 @@ private:
             }
         }
         if (finished) {
+            if (op.result != send_result::ok) {
+                sends_.drop_fin(); // a send before the FIN did not go out whole: no FIN
+            }
             write_.ops.unlink(&op);
             move_to_done(write_, op);
             if (open) {
                 issue_queued_sends();
+                if (write_.ops.empty() && sends_.take_fin()) {
+                    // Every send accepted before shutdown_send has completed
+                    // ok. A failure here has no one to be reported to.
+                    static_cast<void>(Io::shutdown_send(socket_));
+                }
             } else {
                 abandon_rest(write_);
             }

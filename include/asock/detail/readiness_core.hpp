@@ -106,6 +106,9 @@ concept readiness_io = requires(typename Io::engine_type& engine, int fd, std::u
     /// Receives into in[0..count), as many buffers as one call takes;
     /// `covered` is set to how many buffers were offered, `asked` to their bytes.
     { Io::receive_some(fd, in, count, covered, asked) } -> std::same_as<long>;
+    /// Ends the sending direction of `fd` (a FIN after the bytes already
+    /// handed over); receiving goes on. 0, or -1 with errno set.
+    { Io::shutdown_send(fd) } -> std::same_as<int>;
 };
 
 template <class Io>
@@ -333,6 +336,9 @@ private:
         if (asock::detail::finished_by_early_stop(op, done)) {
             return send_sync_result::ok;
         }
+        if (sends_.shut()) {
+            return send_sync_result::not_open; // shutdown_send closed the direction
+        }
         if (sends_.failed()) {
             return sends_.rejection(); // a torn send came before (11_059 after a reset)
         }
@@ -371,6 +377,36 @@ private:
     }
 
 public:
+    /// Half-close (async_socket::shutdown_send): no send is accepted from
+    /// now on, and the FIN goes now when no send is queued, else from the
+    /// dispatch that completes the last queued send, provided every queued
+    /// send completed ok. The shutdown call is made under the write lock, as
+    /// every send call is: a close() cannot disconnect the descriptor under
+    /// it, and it cannot pass a send's bytes.
+    shutdown_result shutdown_send() noexcept
+    {
+        std::lock_guard lk(write_.mu);
+        if (!lifecycle_.is_open()) {
+            return shutdown_result::not_open;
+        }
+        if (transport_.is_set()) {
+            return shutdown_result::unsupported; // a custom transport has no FIN to send
+        }
+        if (sends_.shut()) {
+            return shutdown_result::ok; // a repeated call: the FIN is already sent or scheduled
+        }
+        if (sends_.failed()) {
+            sends_.shut_down(false); // a truncated stream gets no FIN
+            return shutdown_result::error;
+        }
+        if (!write_.ops.empty()) {
+            sends_.shut_down(true); // after the queued sends (pump_sends)
+            return shutdown_result::ok;
+        }
+        sends_.shut_down(false);
+        return fin_now() ? shutdown_result::ok : shutdown_result::error;
+    }
+
     /// Starts a receive. With allow_inline the receive may finish inside this
     /// call (`done` set, hook not called); without it the hook is always called
     /// later, on an engine thread, in the order receives were started.
@@ -466,6 +502,9 @@ public:
         op_list& queue = op.kind == &asock::detail::op_type_of<notify_op> ? sd.notifies : sd.ops;
         queue.unlink(&op);
         op.kind->set_cancelled(op);
+        if (&queue == &write_.ops) {
+            sends_.drop_fin(); // not all of this send went out: no FIN after it
+        }
         if (&queue == &write_.ops && static_cast<send_op&>(op).sent > 0) {
             // Part of this send is on the wire; the rest of the stream would
             // follow a truncated message. Fail the direction.
@@ -730,11 +769,27 @@ private:
             }
             write_.ops.unlink(op);
             s.result = st == readiness::io_status::done ? send_result::ok : send_failure_result(err);
-            if (st == readiness::io_status::failed && s.sent > 0) {
-                sends_.fail(s.result); // torn: no later send may follow the truncated bytes
+            if (st == readiness::io_status::failed) {
+                sends_.drop_fin(); // a send before the FIN failed: the FIN is not sent
+                if (s.sent > 0) {
+                    sends_.fail(s.result); // torn: no later send may follow the truncated bytes
+                }
             }
             hand_over(done, op);
         }
+        if (write_.ops.empty() && sends_.take_fin()) {
+            fin_now(); // every send accepted before shutdown_send went out; a failure has no one to go to
+        }
+    }
+
+    // The FIN: shutdown of the sending direction (write lock held, OPEN).
+    bool fin_now() noexcept
+    {
+        int r;
+        do {
+            r = Io::shutdown_send(fd_);
+        } while (r < 0 && errno == EINTR);
+        return r == 0;
     }
 
     static bool would_block(int e) noexcept { return e == EAGAIN || e == EWOULDBLOCK; }

@@ -11,6 +11,7 @@
 #include <asock/results.hpp>
 
 #include <atomic>
+#include <utility>
 
 namespace asock::detail {
 
@@ -72,7 +73,9 @@ inline bool finished_by_early_stop(Op& op, bool& done) noexcept
 /// The send direction of a stream. Once part of a send reached the wire and
 /// the rest never will (or a transport reported a count nobody can trust),
 /// no later send may follow the truncated bytes: every later send completes,
-/// or is rejected, with the first cause. Guarded by the send direction's lock.
+/// or is rejected, with the first cause. It also keeps the half-close state
+/// (shutdown_send: no new send, and a FIN that may wait for the queued
+/// sends). Guarded by the send direction's lock.
 class send_direction {
 public:
     bool failed() const noexcept { return cause_ != send_result::ok; }
@@ -85,6 +88,7 @@ public:
         if (cause_ == send_result::ok) {
             cause_ = r;
         }
+        fin_pending_ = false; // the stream is cut short: a FIN would pass it off as complete
     }
 
     /// What a new send is told once the direction failed: after a reset the
@@ -94,10 +98,40 @@ public:
         return cause_ == send_result::abandoned ? send_sync_result::not_open : send_sync_result::error;
     }
 
-    void reset() noexcept { cause_ = send_result::ok; }
+    // ---- half-close (async_socket::shutdown_send) ---------------------------
+
+    /// shutdown_send was called: the direction takes no new send (not_open).
+    bool shut() const noexcept { return shut_; }
+
+    /// Closes the direction to new sends. `fin_waits`: sends accepted before
+    /// are still queued or in flight, and the FIN goes once they have all
+    /// completed ok (take_fin()).
+    void shut_down(bool fin_waits) noexcept
+    {
+        shut_ = true;
+        fin_pending_ = fin_waits;
+    }
+
+    /// A send accepted before the shutdown did not complete ok (it failed,
+    /// was cancelled or abandoned): its bytes never all went out, so no FIN
+    /// follows them.
+    void drop_fin() noexcept { fin_pending_ = false; }
+
+    /// True once, when a FIN waits and the caller (whose queue of sends has
+    /// just become empty) is to send it now.
+    bool take_fin() noexcept { return std::exchange(fin_pending_, false); }
+
+    void reset() noexcept
+    {
+        cause_ = send_result::ok;
+        shut_ = false;
+        fin_pending_ = false;
+    }
 
 private:
     send_result cause_ = send_result::ok;
+    bool shut_ = false;        // shutdown_send was called
+    bool fin_pending_ = false; // ... and its FIN waits for the sends accepted before it
 };
 
 } // namespace asock::detail

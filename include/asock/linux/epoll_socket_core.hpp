@@ -105,6 +105,9 @@ struct epoll_io {
         return Sys::recv_iov(fd, iov, static_cast<int>(n));
     }
 
+    /// Half-close: shutdown(fd, SHUT_WR).
+    static int shutdown_send(int fd) noexcept { return Sys::shutdown_send(fd); }
+
     static void schedule_point(asock::detail::readiness::schedule_point p) noexcept
     {
         if constexpr (requires { Sys::schedule_point(p); }) {

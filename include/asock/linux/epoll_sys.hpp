@@ -160,6 +160,9 @@ struct epoll_sys {
     }
 
     static int shutdown(int fd) noexcept { return ::shutdown(fd, SHUT_RDWR); }
+    /// Half-close: the FIN goes after the bytes already in the send buffer;
+    /// receiving goes on (async_socket::shutdown_send).
+    static int shutdown_send(int fd) noexcept { return ::shutdown(fd, SHUT_WR); }
     static int close(int fd) noexcept { return ::close(fd); }
 };
 

@@ -5,6 +5,8 @@
 // helpers add no backend code and serve any backend whose handles are POSIX
 // descriptors and that supports notify_io (epoll today). They use
 // SOCK_NONBLOCK / SOCK_CLOEXEC and accept4 (POSIX.1-2024; Linux and the BSDs).
+// A connected socket they return can be half-closed with
+// async_socket::shutdown_send() (a FIN after the queued sends; receiving goes on).
 // Include <asock/tcp.hpp> rather than this file.
 //
 // Also the POSIX layer of name resolution (asock/resolve.hpp), which the C

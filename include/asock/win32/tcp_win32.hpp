@@ -3,6 +3,8 @@
 // Same API as include/asock/posix/tcp_posix.hpp (tcp_connect<Platform>,
 // tcp_listener<Platform>, connect_outcome / accept_outcome). Include
 // <asock/tcp.hpp> rather than this file.
+// A connected socket they return can be half-closed with
+// async_socket::shutdown_send() (a FIN after the sends in flight; receiving goes on).
 //
 // Readiness notifications do not exist on Windows (spec 04_002), so instead of
 // "non-blocking call + wait for readiness" the helpers use the overlapped

@@ -177,6 +177,16 @@ struct threadpool_io {
         return err;
     }
 
+    /// Half-close: shutdown(s, SD_SEND). 0, or the WSA error.
+    static int shutdown_send(SOCKET socket) noexcept
+    {
+        if (Api::shutdown_send(socket) == 0) {
+            return 0;
+        }
+        const int err = Api::wsa_get_last_error();
+        return err != 0 ? err : WSAEFAULT;
+    }
+
     static bool cancel(SOCKET socket, OVERLAPPED* call) noexcept { return Api::cancel_io_ex(socket, call) != FALSE; }
 
     static bool poll(SOCKET socket, OVERLAPPED* call, ULONG& err, ULONG_PTR& bytes) noexcept

@@ -152,6 +152,10 @@ struct win32_api {
 
     // ---- the default handle owner -----------------------------------------------------
     static int shutdown(SOCKET socket) noexcept { return ::shutdown(socket, SD_BOTH); }
+    /// Half-close (async_socket::shutdown_send): the FIN goes after the bytes
+    /// of the completed sends; receiving goes on. 0 or SOCKET_ERROR (then
+    /// wsa_get_last_error()).
+    static int shutdown_send(SOCKET socket) noexcept { return ::shutdown(socket, SD_SEND); }
     static int closesocket(SOCKET socket) noexcept { return ::closesocket(socket); }
     /// True when `socket` is a socket: SO_TYPE exists only on sockets (a pipe
     /// or file handle passed as a SOCKET fails with WSAENOTSOCK).
