@@ -7,6 +7,7 @@
 #include <asock/engine_ref.hpp>
 #include <asock/platform.hpp>
 #include <asock/results.hpp>
+#include <asock/socket_options.hpp>
 #include <asock/spawn.hpp>
 #include <asock/sync_wait.hpp>
 #include <asock/task.hpp>
