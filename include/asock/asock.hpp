@@ -9,6 +9,7 @@
 #include <asock/post.hpp>
 #include <asock/results.hpp>
 #include <asock/scope.hpp>
+#include <asock/socket_options.hpp>
 #include <asock/spawn.hpp>
 #include <asock/sync_wait.hpp>
 #include <asock/task.hpp>

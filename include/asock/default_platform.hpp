@@ -20,6 +20,7 @@
 // headers that need them include by these macros (so that this header stays
 // the only one that decides):
 //   ASOCK_DEFAULT_TCP_HEADER          the TCP helpers (asock/tcp.hpp includes it)
+//   ASOCK_DEFAULT_SOCKET_OPTIONS_HEADER  socket options (asock/socket_options.hpp includes it)
 //   ASOCK_DEFAULT_C_TRANSPORT_HEADER  the OS layer of the C API's socket transport
 #pragma once
 
@@ -37,6 +38,7 @@
 #if defined(ASOCK_DEFAULT_BACKEND_EPOLL) || (!defined(ASOCK_DEFAULT_BACKEND_WIN32) && defined(__linux__))
 #include <asock/linux/epoll_platform.hpp>
 #define ASOCK_DEFAULT_TCP_HEADER <asock/posix/tcp_posix.hpp>
+#define ASOCK_DEFAULT_SOCKET_OPTIONS_HEADER <asock/posix/socket_options_posix.hpp>
 #define ASOCK_DEFAULT_C_TRANSPORT_HEADER <asock/c/detail/socket_transport_posix.hpp>
 
 namespace asock {
@@ -49,6 +51,7 @@ inline constexpr const char* default_backend_name = "epoll";
 #else
 #include <asock/win32/win32_platform.hpp>
 #define ASOCK_DEFAULT_TCP_HEADER <asock/win32/tcp_win32.hpp>
+#define ASOCK_DEFAULT_SOCKET_OPTIONS_HEADER <asock/win32/socket_options_win32.hpp>
 #define ASOCK_DEFAULT_C_TRANSPORT_HEADER <asock/c/detail/socket_transport_win32.hpp>
 
 namespace asock {

@@ -4,17 +4,27 @@
 #include "win32_harness.hpp"
 
 #include <asock/format.hpp>
+#include <asock/resolve.hpp>
+#include <asock/socket_options.hpp>
+
+#include "support/gated_resolver.hpp"
 
 #include <fmt/format.h>
 
+#include <chrono>
+#include <optional>
+#include <stop_token>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <type_traits>
 #include <utility>
 
 using asock_wtest::win32_harness;
 namespace sc = asock_scenarios;
 using outcome = asock::connect_outcome<asock::default_platform>;
+using gated = asock_tests::gated_resolver_os<asock::win32::resolver_os>;
+using namespace std::chrono_literals;
 
 namespace {
 asock::engine_ref<asock::engine> engine_with(unsigned threads)
@@ -211,4 +221,179 @@ TEST_CASE("SRS_ASYNC_SOCKET_WIN32_04_001, SRS_ASYNC_SOCKET_WIN32_04_002: custom 
     auto [client, server] = sc::connected_pair(*e);
     CHECK(asock::sync_wait(client.notify_io_async(asock::notify_io_type::in)) == asock::notify_io_result::not_open);
     CHECK(fmt::format("{}", asock::send_result::abandoned) == "abandoned"); // fmt, header-only in the cross build
+}
+
+// ==== name resolution of connect ==============================================================
+
+TEST_CASE("tcp: numeric hosts resolve inline, names on a lookup thread; both connect", "[win32][tcp][resolve]")
+{
+    auto e = engine_with(2);
+    auto l = listen_any(*e);
+    const auto me = std::this_thread::get_id();
+    for (const char* host : {"127.0.0.1", "localhost"}) {
+        const outcome r = sc::run(*e, asock::connect(*e, host, l.port()), "connect");
+        INFO(host << ": " << r.error.message());
+        CHECK(static_cast<bool>(r));
+    }
+    gated::reset();
+    const outcome numeric =
+        sc::run(*e, asock::tcp_connect<asock::default_platform, gated>(*e, "127.0.0.1", l.port()), "numeric");
+    CHECK(static_cast<bool>(numeric));
+    auto calls = gated::calls();
+    REQUIRE(calls.size() == 1);
+    CHECK(calls[0].numeric_only);
+    CHECK(calls[0].thread == me);
+
+    gated::reset();
+    const outcome named =
+        sc::run(*e, asock::tcp_connect<asock::default_platform, gated>(*e, "localhost", l.port()), "named");
+    INFO(named.error.message());
+    CHECK(static_cast<bool>(named));
+    calls = gated::calls();
+    REQUIRE(calls.size() == 2);
+    CHECK(calls[0].numeric_only);
+    CHECK_FALSE(calls[1].numeric_only);
+    CHECK(calls[1].thread != me);
+}
+
+TEST_CASE("tcp: a lookup that blocks leaves the caller-run loop running; a stop request ends the connect at once",
+          "[win32][tcp][resolve][cancel]")
+{
+    auto e = engine_with(0);
+    auto l = listen_any(*e);
+    auto [a, b] = sc::connected_pair(*e);
+    gated::reset();
+    std::stop_source stop;
+    sc::tracker tr;
+    std::optional<outcome> r;
+    const auto started = sc::clock::now();
+    sc::start(tr, asock::tcp_connect<asock::default_platform, gated>(*e, "blocked.test", l.port(), stop.get_token()),
+              r);
+    CHECK(sc::clock::now() - started < 10s);
+    sc::wait_until("lookup entered", [] { return gated::entered() == 1; });
+    for (int round = 0; round < 3; ++round) {
+        const std::string msg = "ping " + std::to_string(round);
+        sc::tracker t2;
+        std::optional<asock::send_result> sent;
+        std::optional<std::string> got;
+        sc::start(t2, sc::send_string(a, msg), sent);
+        sc::start(t2,
+                  [](asock::tcp_socket& s, std::size_t n) -> asock::task<std::string> {
+                      std::string out;
+                      co_await sc::receive_exact(s, out, n);
+                      co_return out;
+                  }(b, msg.size()),
+                  got);
+        t2.wait(*e, "ping-pong during the lookup");
+        CHECK(*got == msg);
+    }
+    CHECK_FALSE(r.has_value());
+    stop.request_stop();
+    tr.wait(*e, "cancelled connect");
+    REQUIRE(r.has_value());
+    CHECK(r->error == std::errc::operation_canceled);
+    CHECK(gated::returned() == 0);
+    gated::open_gate();
+    sc::wait_until("lookup returned", [] { return gated::returned() == 1; });
+    std::this_thread::sleep_for(50ms);
+    CHECK_FALSE(gated::st().timed_out);
+}
+
+TEST_CASE("tcp: the engine may be destroyed while a cancelled lookup still runs", "[win32][tcp][resolve][lifetime]")
+{
+    gated::reset();
+    {
+        auto e = engine_with(1);
+        std::stop_source stop;
+        sc::tracker tr;
+        std::optional<outcome> r;
+        sc::start(tr, asock::tcp_connect<asock::default_platform, gated>(*e, "blocked.test", 9, stop.get_token()), r);
+        sc::wait_until("lookup entered", [] { return gated::entered() == 1; });
+        stop.request_stop();
+        tr.wait(*e, "cancelled connect");
+        CHECK(r->error == std::errc::operation_canceled);
+    } // the engine goes (WSACleanup): the lookup thread keeps Winsock started for itself
+    gated::open_gate();
+    sc::wait_until("lookup returned", [] { return gated::returned() == 1; });
+    std::this_thread::sleep_for(50ms);
+}
+
+// ==== socket options ==========================================================================
+
+namespace {
+/// An option's value. Zero-filled first: Winsock (and Wine) may write a
+/// boolean option as a single byte.
+int get_int(SOCKET s, int level, int name)
+{
+    int v = 0;
+    int len = sizeof v;
+    REQUIRE(::getsockopt(s, level, name, reinterpret_cast<char*>(&v), &len) == 0);
+    return v;
+}
+} // namespace
+
+TEST_CASE("socket options: each one set, and read back from the OS", "[win32][tcp][options]")
+{
+    auto e = engine_with(2);
+    auto [client, server] = sc::connected_pair(*e);
+    const SOCKET s = client.native_handle();
+    CHECK_FALSE(asock::set_no_delay(client, false));
+    CHECK(get_int(s, IPPROTO_TCP, TCP_NODELAY) == 0);
+    CHECK_FALSE(asock::set_no_delay(client, true));
+    CHECK(get_int(s, IPPROTO_TCP, TCP_NODELAY) != 0);
+
+    CHECK_FALSE(asock::set_keep_alive(client, {.enabled = true}));
+    CHECK(get_int(s, SOL_SOCKET, SO_KEEPALIVE) != 0);
+    CHECK_FALSE(asock::set_keep_alive(client, {.enabled = false}));
+    CHECK(get_int(s, SOL_SOCKET, SO_KEEPALIVE) == 0);
+    const std::error_code timed = asock::set_keep_alive(client, {.enabled = true, .idle = 30s, .interval = 5s});
+    INFO(timed.message());
+    CHECK_FALSE(timed);
+    CHECK(get_int(s, SOL_SOCKET, SO_KEEPALIVE) != 0);
+    // The probe count cannot be set on Windows: refused, nothing changed.
+    CHECK_FALSE(asock::set_keep_alive(client, {.enabled = false}));
+    CHECK(asock::set_keep_alive(client, {.enabled = true, .count = 3}) == std::errc::not_supported);
+    CHECK(get_int(s, SOL_SOCKET, SO_KEEPALIVE) == 0);
+    CHECK(asock::set_keep_alive(client, {.enabled = true, .interval = -1s}) == std::errc::invalid_argument);
+
+    CHECK_FALSE(asock::set_send_buffer_size(client, 32 * 1024));
+    CHECK(get_int(s, SOL_SOCKET, SO_SNDBUF) >= 32 * 1024);
+    CHECK_FALSE(asock::set_receive_buffer_size(client, 48 * 1024));
+    CHECK(get_int(s, SOL_SOCKET, SO_RCVBUF) >= 48 * 1024);
+    CHECK(asock::set_send_buffer_size(client, 0) == std::errc::invalid_argument);
+
+    asock::tcp_socket empty;
+    asock::tcp_socket never_opened(*e);
+    for (asock::tcp_socket* bad : {&empty, &never_opened}) {
+        CHECK(asock::set_no_delay(*bad, true) == std::errc::bad_file_descriptor);
+        CHECK(asock::set_keep_alive(*bad, {}) == std::errc::bad_file_descriptor);
+        CHECK(asock::set_send_buffer_size(*bad, 4096) == std::errc::bad_file_descriptor);
+        CHECK(asock::set_receive_buffer_size(*bad, 4096) == std::errc::bad_file_descriptor);
+        CHECK(asock::close_abortive(*bad) == std::errc::bad_file_descriptor);
+    }
+    // A custom transport makes no socket on Windows: bad_file_descriptor too.
+    asock::custom_transport t;
+    t.on_send = [](void*, const void*, std::size_t) { return 0; };
+    t.on_recv = [](void*, void*, std::size_t) { return 0; };
+    asock::tcp_socket custom(*e, t);
+    CHECK(asock::set_no_delay(custom, true) == std::errc::bad_file_descriptor);
+}
+
+TEST_CASE("close_abortive: the socket is closed, pending receives complete abandoned, the peer's too",
+          "[win32][tcp][options]")
+{
+    auto e = engine_with(2);
+    auto [client, server] = sc::connected_pair(*e);
+    sc::tracker tr;
+    std::optional<asock::receive_outcome> peer, own;
+    static char pb[16], ob[16];
+    sc::start(tr, sc::receive_into(server, pb, sizeof pb), peer);
+    sc::start(tr, sc::receive_into(client, ob, sizeof ob), own);
+    REQUIRE_FALSE(asock::close_abortive(client));
+    CHECK(client.state() == asock::socket_state::closed);
+    CHECK(asock::close_abortive(client) == std::errc::bad_file_descriptor);
+    client = asock::tcp_socket{}; // the handle is closed: the reset goes out
+    tr.wait(*e, "receives after close_abortive");
+    CHECK(own->result == asock::receive_result::abandoned);
+    CHECK(peer->result == asock::receive_result::abandoned);
 }

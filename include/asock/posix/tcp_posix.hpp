@@ -14,6 +14,7 @@
 #pragma once
 
 #include <asock/async_socket.hpp>
+#include <asock/engine_ref.hpp>
 #include <asock/resolve.hpp>
 #include <asock/results.hpp>
 #include <asock/tcp_outcome.hpp>
@@ -45,6 +46,7 @@ struct resolver_os {
     static constexpr int tcp_protocol = IPPROTO_TCP;
     static constexpr int passive_flag = AI_PASSIVE;
     static constexpr int numeric_service_flag = AI_NUMERICSERV;
+    static constexpr int numeric_host_flag = AI_NUMERICHOST;
 
     static int getaddrinfo(const char* host, const char* service, const addrinfo_type* hints,
                            addrinfo_type** out) noexcept
@@ -85,21 +87,34 @@ inline posix::address_list resolve_tcp(const std::string& host, std::uint16_t po
 } // namespace detail
 
 /// Connects to host:port over TCP (TCP_NODELAY set) and returns an OPEN socket
-/// on `engine`. Tries each resolved address in turn. Name resolution is
-/// synchronous (getaddrinfo); the connect itself is asynchronous. Resumes on an
-/// engine thread once the connect was pending, else inline. A stop request
-/// ends it with std::errc::operation_canceled.
-template <class Platform>
+/// on `engine`. Tries each resolved address in turn.
+///
+/// Resolution never blocks the calling thread (which may be an engine
+/// thread): a numeric host (IPv4 / IPv6 literal) or an empty one (loopback)
+/// is resolved inline without a lookup (AI_NUMERICHOST); any other name is
+/// looked up by getaddrinfo on a thread of its own, and the coroutine resumes
+/// on an engine thread of `engine` when it ends (net::resolve_async,
+/// asock/resolve.hpp, says exactly how). The connect itself is asynchronous
+/// (non-blocking connect + notify_io_async). Resumes inline when neither had
+/// to wait, else on an engine thread.
+///
+/// A stop request ends it with std::errc::operation_canceled, at once also
+/// during a lookup (which then finishes on its own thread and is discarded).
+/// Holds a reference on `engine` until it completes. `ResolverOs` is the OS
+/// layer of the lookup (tests substitute one whose getaddrinfo they control).
+template <class Platform, class ResolverOs = posix::resolver_os>
 task<connect_outcome<Platform>> tcp_connect(typename Platform::engine_type& engine, std::string host,
                                             std::uint16_t port, std::stop_token token = {})
 {
-    std::error_code ec;
-    const posix::address_list addrs = detail::resolve_tcp(host, port, false, ec);
-    if (ec) {
-        co_return connect_outcome<Platform>{ec, {}};
+    engine.inc_ref();
+    const engine_ref<typename Platform::engine_type> hold(&engine);
+    net::resolve_outcome<ResolverOs> resolved =
+        co_await net::resolve_async<ResolverOs>(engine, std::move(host), port, token);
+    if (!resolved) {
+        co_return connect_outcome<Platform>{resolved.error, {}};
     }
-    ec = std::make_error_code(std::errc::connection_refused);
-    for (const addrinfo& ai : addrs) {
+    std::error_code ec = std::make_error_code(std::errc::connection_refused);
+    for (const addrinfo& ai : resolved.addresses) {
         const int fd = ::socket(ai.ai_family, ai.ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai.ai_protocol);
         if (fd < 0) {
             ec = detail::last_error();

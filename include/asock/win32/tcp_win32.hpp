@@ -28,6 +28,7 @@
 #pragma once
 
 #include <asock/async_socket.hpp>
+#include <asock/engine_ref.hpp>
 #include <asock/resolve.hpp>
 #include <asock/results.hpp>
 #include <asock/tcp_outcome.hpp>
@@ -136,6 +137,27 @@ struct resolver_os {
     static constexpr int tcp_protocol = IPPROTO_TCP;
     static constexpr int passive_flag = AI_PASSIVE;
     static constexpr int numeric_service_flag = AI_NUMERICSERV;
+    static constexpr int numeric_host_flag = AI_NUMERICHOST;
+
+    /// Held by a background lookup thread (net::resolve_async): Winsock stays
+    /// started for it even when the engine that started it is destroyed
+    /// while the lookup still runs (Winsock counts WSAStartup / WSACleanup pairs).
+    struct thread_scope {
+        bool started = false;
+        thread_scope() noexcept
+        {
+            WSADATA data;
+            started = ::WSAStartup(MAKEWORD(2, 2), &data) == 0;
+        }
+        thread_scope(const thread_scope&) = delete;
+        thread_scope& operator=(const thread_scope&) = delete;
+        ~thread_scope()
+        {
+            if (started) {
+                ::WSACleanup();
+            }
+        }
+    };
 
     static int getaddrinfo(const char* host, const char* service, const addrinfo_type* hints,
                            addrinfo_type** out) noexcept
@@ -247,22 +269,35 @@ struct accept_call {
 } // namespace detail::win32_tcp
 
 /// Connects to host:port over TCP (TCP_NODELAY set) and returns an OPEN socket
-/// on `engine`. Tries each resolved address in turn. Name resolution is
-/// synchronous (getaddrinfo); the connect itself is a ConnectEx completing on
-/// a pool thread. A stop request ends it with std::errc::operation_canceled.
-template <class Platform>
+/// on `engine`. Tries each resolved address in turn.
+///
+/// Resolution never blocks the calling thread (which may be an engine
+/// thread): a numeric host (IPv4 / IPv6 literal) or an empty one (loopback)
+/// is resolved inline without a lookup (AI_NUMERICHOST); any other name is
+/// looked up by getaddrinfo on a thread of its own, and the coroutine resumes
+/// on an engine thread of `engine` when it ends (net::resolve_async,
+/// asock/resolve.hpp, says exactly how). The connect itself is a ConnectEx
+/// completing on a pool thread (or in the caller's loop with `threads = 0`).
+///
+/// A stop request ends it with std::errc::operation_canceled, at once also
+/// during a lookup (which then finishes on its own thread and is discarded).
+/// Holds a reference on `engine` until it completes. `ResolverOs` is the OS
+/// layer of the lookup (tests substitute one whose getaddrinfo they control).
+template <class Platform, class ResolverOs = win32::resolver_os>
 task<connect_outcome<Platform>> tcp_connect(typename Platform::engine_type& engine, std::string host,
                                             std::uint16_t port, std::stop_token token = {})
 {
     namespace wt = detail::win32_tcp;
     using core_type = typename Platform::core_type;
-    std::error_code ec;
-    const win32::address_list addrs = wt::resolve_tcp(host, port, false, ec);
-    if (ec) {
-        co_return connect_outcome<Platform>{ec, {}};
+    engine.inc_ref();
+    const engine_ref<typename Platform::engine_type> hold(&engine);
+    net::resolve_outcome<ResolverOs> resolved =
+        co_await net::resolve_async<ResolverOs>(engine, std::move(host), port, token);
+    if (!resolved) {
+        co_return connect_outcome<Platform>{resolved.error, {}};
     }
-    ec = wt::io_error(WSAECONNREFUSED); // an empty list: nothing to connect to
-    for (const addrinfo& ai : addrs) {
+    std::error_code ec = wt::io_error(WSAECONNREFUSED); // an empty list: nothing to connect to
+    for (const addrinfo& ai : resolved.addresses) {
         if (token.stop_requested()) {
             co_return connect_outcome<Platform>{std::make_error_code(std::errc::operation_canceled), {}};
         }
