@@ -74,6 +74,7 @@ typedef struct bench_impl {
 
 extern const bench_impl bench_impl_epoll;
 extern const bench_impl bench_impl_asock;
+extern const bench_impl bench_impl_asock_timeout;
 extern const bench_impl bench_impl_asock_c;
 extern const bench_impl bench_impl_asio;
 extern const bench_impl bench_impl_libuv;

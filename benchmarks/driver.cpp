@@ -64,6 +64,7 @@ std::uint64_t now_ns() noexcept
 const bench_impl* const all_impls[] = {
     &bench_impl_epoll,
     &bench_impl_asock,
+    &bench_impl_asock_timeout,
 #ifdef ASOCK_BENCH_HAVE_SHIM
     &bench_impl_asock_c,
 #endif

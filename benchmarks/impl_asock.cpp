@@ -2,11 +2,19 @@
 // documentation shows. The server runs on an engine with one thread of its
 // own; the client runs on an engine with no threads, whose loop runs on the
 // calling thread (sync_wait / run_one).
+//
+// Two implementations come from this file: `asock`, and `asock-timeout`, the
+// same program with every receive (client and server, every workload) wrapped
+// in asock::with_timeout(engine, 5 s, ...) (include/asock/timeout.hpp), to
+// measure what a per-operation timeout costs. No timeout ever fires in a
+// run; one that did would fail the run.
 #include "bench.h"
 
 #include <asock/asock.hpp>
+#include <asock/timeout.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -15,6 +23,35 @@
 namespace {
 
 constexpr const char* host = "127.0.0.1";
+
+// The timeout of every receive in `asock-timeout`: long enough never to fire.
+constexpr std::chrono::seconds receive_timeout{5};
+
+// One receive, plain (Timed = false) or under with_timeout (Timed = true),
+// awaited directly in the caller's frame (a helper coroutine would cost a
+// frame allocation per receive). Always inlined, so that the code is what
+// `co_await asock::with_timeout(engine, 5s, socket.receive_async(b))` written
+// in the coroutine gives (g++ otherwise keeps it out of line, ~45 Ir per
+// receive). outcome() turns either result into a receive_outcome; a timeout,
+// which never happens here, reads as `cancelled` and so fails the run like
+// any other failed receive.
+template <bool Timed>
+[[gnu::always_inline]] inline auto timed_receive(asock::engine& engine, asock::tcp_socket& socket, asock::mutable_buffer b)
+{
+    if constexpr (Timed) {
+        return asock::with_timeout(engine, receive_timeout, socket.receive_async(b));
+    } else {
+        (void)engine;
+        return socket.receive_async(b);
+    }
+}
+
+asock::receive_outcome outcome(const asock::receive_outcome& r) noexcept { return r; }
+
+asock::receive_outcome outcome(const asock::timeout_result<asock::receive_outcome>& t) noexcept
+{
+    return t.timed_out ? asock::receive_outcome{asock::receive_result::cancelled, 0} : t.result;
+}
 
 struct server {
     const bench_config* cfg = nullptr;
@@ -26,13 +63,15 @@ struct server {
     std::atomic<bool> serving{false};
 };
 
+template <bool Timed>
 asock::task<void> echo_session(server& s, asock::tcp_socket accepted)
 {
     {
         asock::tcp_socket socket = std::move(accepted);
         std::unique_ptr<char[]> buf(new char[BENCH_ECHO_BUFFER]);
         for (;;) {
-            const asock::receive_outcome r = co_await socket.receive_async(asock::buffer(buf.get(), BENCH_ECHO_BUFFER));
+            const asock::receive_outcome r =
+                outcome(co_await timed_receive<Timed>(*s.engine, socket, asock::buffer(buf.get(), BENCH_ECHO_BUFFER)));
             if (!r) {
                 break; // the client hung up
             }
@@ -44,13 +83,15 @@ asock::task<void> echo_session(server& s, asock::tcp_socket accepted)
     s.live.fetch_sub(1, std::memory_order_release);
 }
 
+template <bool Timed>
 asock::task<void> sink_session(server& s, asock::tcp_socket accepted)
 {
     {
         asock::tcp_socket socket = std::move(accepted);
         std::unique_ptr<char[]> buf(new char[BENCH_SINK_BUFFER]);
         while (s.received < s.cfg->total) {
-            const asock::receive_outcome r = co_await socket.receive_async(asock::buffer(buf.get(), BENCH_SINK_BUFFER));
+            const asock::receive_outcome r =
+                outcome(co_await timed_receive<Timed>(*s.engine, socket, asock::buffer(buf.get(), BENCH_SINK_BUFFER)));
             if (!r) {
                 bench_fail(s.run, "asock server: receive ended early", 0);
                 break;
@@ -62,6 +103,7 @@ asock::task<void> sink_session(server& s, asock::tcp_socket accepted)
     s.live.fetch_sub(1, std::memory_order_release);
 }
 
+template <bool Timed>
 asock::task<void> serve(server& s)
 {
     for (;;) {
@@ -71,9 +113,9 @@ asock::task<void> serve(server& s)
         }
         s.live.fetch_add(1, std::memory_order_acq_rel);
         if (s.cfg->workload == BENCH_BULK) {
-            asock::spawn(sink_session(s, std::move(accepted.socket)));
+            asock::spawn(sink_session<Timed>(s, std::move(accepted.socket)));
         } else {
-            asock::spawn(echo_session(s, std::move(accepted.socket)));
+            asock::spawn(echo_session<Timed>(s, std::move(accepted.socket)));
         }
     }
     s.serving.store(false, std::memory_order_release);
@@ -93,6 +135,7 @@ struct client {
 
 // One connection's ping-pong; all connections share c.issued so that exactly
 // cfg->total round trips are made in all.
+template <bool Timed>
 asock::task<void> pingpong_connection(client& c, asock::tcp_socket& socket)
 {
     char reply[BENCH_MAX_MESSAGE];
@@ -105,7 +148,8 @@ asock::task<void> pingpong_connection(client& c, asock::tcp_socket& socket)
         }
         std::uint32_t have = 0;
         while (have < size) {
-            const asock::receive_outcome r = co_await socket.receive_async(asock::buffer(reply + have, size - have));
+            const asock::receive_outcome r =
+                outcome(co_await timed_receive<Timed>(*c.engine, socket, asock::buffer(reply + have, size - have)));
             if (!r) {
                 bench_fail(c.run, "asock client: receive", 0);
                 break;
@@ -120,6 +164,7 @@ asock::task<void> pingpong_connection(client& c, asock::tcp_socket& socket)
     --c.active;
 }
 
+template <bool Timed>
 int client_pingpong(client& c)
 {
     std::vector<asock::tcp_socket> sockets;
@@ -134,7 +179,7 @@ int client_pingpong(client& c)
     }
     c.active = c.cfg->connections;
     for (auto& socket : sockets) {
-        asock::spawn(pingpong_connection(c, socket));
+        asock::spawn(pingpong_connection<Timed>(c, socket));
     }
     while (c.active > 0) {
         c.engine->run_one(-1);
@@ -142,6 +187,7 @@ int client_pingpong(client& c)
     return bench_failed(c.run) ? -1 : 0;
 }
 
+template <bool Timed>
 asock::task<int> client_bulk(client& c)
 {
     auto connected = co_await asock::connect(*c.engine, host, c.port);
@@ -162,12 +208,13 @@ asock::task<int> client_bulk(client& c)
         left -= n;
     }
     char b[16];
-    while (co_await socket.receive_async(asock::buffer(b))) {
+    while (outcome(co_await timed_receive<Timed>(*c.engine, socket, asock::buffer(b)))) {
         // until the server closes: it has everything
     }
     co_return 0;
 }
 
+template <bool Timed>
 asock::task<int> client_churn(client& c)
 {
     char reply[BENCH_MAX_MESSAGE];
@@ -185,7 +232,8 @@ asock::task<int> client_churn(client& c)
         }
         std::uint32_t have = 0;
         while (have < size) {
-            const asock::receive_outcome r = co_await socket.receive_async(asock::buffer(reply + have, size - have));
+            const asock::receive_outcome r =
+                outcome(co_await timed_receive<Timed>(*c.engine, socket, asock::buffer(reply + have, size - have)));
             if (!r) {
                 bench_fail(c.run, "asock client: receive", 0);
                 co_return -1;
@@ -198,6 +246,7 @@ asock::task<int> client_churn(client& c)
     co_return 0;
 }
 
+template <bool Timed>
 int run_asock(const bench_config* cfg, bench_run* run)
 {
     auto s = std::make_unique<server>();
@@ -216,7 +265,7 @@ int run_asock(const bench_config* cfg, bench_run* run)
         return -1;
     }
     s->serving.store(true);
-    asock::spawn(serve(*s));
+    asock::spawn(serve<Timed>(*s));
 
     int rc = -1;
     {
@@ -230,9 +279,9 @@ int run_asock(const bench_config* cfg, bench_run* run)
             bench_fail(run, "asock: cannot create the client engine", 0);
         } else {
             switch (cfg->workload) {
-            case BENCH_PINGPONG: rc = client_pingpong(*c); break;
-            case BENCH_BULK: rc = asock::sync_wait(*c->engine, client_bulk(*c)); break;
-            case BENCH_CHURN: rc = asock::sync_wait(*c->engine, client_churn(*c)); break;
+            case BENCH_PINGPONG: rc = client_pingpong<Timed>(*c); break;
+            case BENCH_BULK: rc = asock::sync_wait(*c->engine, client_bulk<Timed>(*c)); break;
+            case BENCH_CHURN: rc = asock::sync_wait(*c->engine, client_churn<Timed>(*c)); break;
             }
             while (c->engine->poll() != 0) {
                 // let the closes finish
@@ -254,4 +303,6 @@ int run_asock(const bench_config* cfg, bench_run* run)
 
 } // namespace
 
-extern "C" const bench_impl bench_impl_asock = {"asock", "asock C++ (co_await)", run_asock};
+extern "C" const bench_impl bench_impl_asock = {"asock", "asock C++ (co_await)", run_asock<false>};
+extern "C" const bench_impl bench_impl_asock_timeout = {"asock-timeout", "asock C++, 5 s timeout on every receive",
+                                                        run_asock<true>};
