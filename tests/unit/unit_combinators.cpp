@@ -274,14 +274,18 @@ TEST_CASE("task_scope: join rethrows a child's exception once all children ended
     test_env env;
     asock::task_scope scope;
     bool other_done = false;
-    scope.spawn([&]() -> asock::task<void> {
+    // Named: a coroutine lambda's captures live in its closure, which must
+    // outlive the coroutine.
+    auto failing = [&]() -> asock::task<void> {
         co_await asock::sleep_for(*env.engine, 1s);
         throw std::runtime_error("child failed");
-    }());
-    scope.spawn([&]() -> asock::task<void> {
+    };
+    auto finishing = [&]() -> asock::task<void> {
         co_await asock::sleep_for(*env.engine, 3s);
         other_done = true;
-    }());
+    };
+    scope.spawn(failing());
+    scope.spawn(finishing());
     CHECK_THROWS_AS(asock::sync_wait(*env.engine, scope.join()), std::runtime_error);
     CHECK(other_done);
     asock::sync_wait(*env.engine, scope.join()); // the exception was reported once
