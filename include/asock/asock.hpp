@@ -20,6 +20,8 @@
 #include <asock/when_all.hpp>
 #include <asock/when_any.hpp>
 
+#include <chrono>
+
 namespace asock {
 
 // asock::default_platform (asock/default_platform.hpp): epoll on Linux,
@@ -40,6 +42,15 @@ inline task<connect_outcome<default_platform>> connect(engine& e, std::string ho
                                                        std::stop_token token = {})
 {
     return tcp_connect<default_platform>(e, std::move(host), port, std::move(token));
+}
+
+/// tcp_connect on the default platform, within `timeout` (lookup and connect
+/// together): std::errc::timed_out when it runs out (asock/tcp_deadline.hpp).
+template <class Rep, class Period>
+task<connect_outcome<default_platform>> connect(engine& e, std::string host, std::uint16_t port,
+                                                std::chrono::duration<Rep, Period> timeout, std::stop_token token = {})
+{
+    return tcp_connect<default_platform>(e, std::move(host), port, timeout, std::move(token));
 }
 
 } // namespace asock

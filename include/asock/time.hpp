@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <stop_token>
+#include <type_traits>
 
 namespace asock {
 
@@ -24,7 +25,7 @@ template <class Engine>
 sleep_awaitable<Engine> sleep_until(Engine& engine, detail::timer_clock::time_point deadline,
                                     std::stop_token token = {}) noexcept
 {
-    return {engine, deadline, std::move(token)};
+    return {engine, deadline, std::move(token), sleep_awaitable<Engine>::check_clock};
 }
 
 namespace detail {
@@ -37,12 +38,19 @@ timer_clock::time_point deadline_after(timer_clock::time_point now, std::chrono:
     if (d <= d.zero()) {
         return now;
     }
-    const auto room = timer_clock::time_point::max() - now;
-    if (std::chrono::duration_cast<std::chrono::duration<double, std::nano>>(d).count() >=
-        std::chrono::duration_cast<std::chrono::duration<double, std::nano>>(room).count()) {
-        return timer_clock::time_point::max();
+    if constexpr (std::is_same_v<std::chrono::duration<Rep, Period>, dur>) {
+        if (d >= timer_clock::time_point::max() - now) {
+            return timer_clock::time_point::max();
+        }
+        return now + d;
+    } else {
+        // The room left, in d's unit, rounded down: d fits when it is below.
+        const auto room = std::chrono::duration_cast<std::chrono::duration<Rep, Period>>(timer_clock::time_point::max() - now);
+        if (d >= room) {
+            return timer_clock::time_point::max();
+        }
+        return now + std::chrono::ceil<dur>(d);
     }
-    return now + std::chrono::ceil<dur>(d);
 }
 } // namespace detail
 
@@ -51,7 +59,10 @@ template <class Engine, class Rep, class Period>
 sleep_awaitable<Engine> sleep_for(Engine& engine, std::chrono::duration<Rep, Period> d,
                                   std::stop_token token = {}) noexcept
 {
-    return {engine, detail::deadline_after(engine.now(), d), std::move(token)};
+    // A positive d is in the future when made: await_ready need not read
+    // the clock again. d <= 0 is due at once.
+    return {engine, detail::deadline_after(engine.now(), d), std::move(token),
+            d > d.zero() ? sleep_awaitable<Engine>::in_future : sleep_awaitable<Engine>::due_now};
 }
 
 /// Resumes the awaiting coroutine on one of `engine`'s threads.

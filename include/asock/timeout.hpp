@@ -30,6 +30,8 @@
 #include <asock/time.hpp>
 #include <asock/when_any.hpp>
 
+#include <atomic>
+
 #include <chrono>
 #include <coroutine>
 #include <stop_token>
@@ -44,49 +46,158 @@ struct timeout_result {
     bool timed_out = false;
 };
 
+/// with_timeout's awaitable. Two parties finish it: the operation and the
+/// timer. Rather than a when_any of the operation and a sleep_awaitable, it
+/// embeds the timer node itself: a timeout that does not fire (the usual
+/// case) costs one add and one removal in the engine's timer queue and a few
+/// atomic operations, and nothing at all when the operation finishes during
+/// the start (the timer is then never added).
 template <class Engine, class A>
 class timeout_awaitable {
 public:
     using value_type = typename detail::child_t<A>::value_type;
 
     template <class U>
-    timeout_awaitable(Engine& engine, detail::timer_clock::time_point deadline, U&& operation)
-        : any_(detail::combinator_args_t{}, std::forward<U>(operation), sleep_awaitable<Engine>(engine, deadline, std::stop_token{}))
+    timeout_awaitable(Engine& engine, detail::timer_clock::time_point deadline, bool due, U&& operation)
+        : engine_(&engine), op_(std::forward<U>(operation)), due_(due)
     {
+        init(deadline);
     }
     timeout_awaitable(const timeout_awaitable&) = delete;
     timeout_awaitable& operator=(const timeout_awaitable&) = delete;
     /// Movable until it is awaited (or launched).
-    timeout_awaitable(timeout_awaitable&& o) : any_(std::move(o.any_)) {}
-
-    bool await_ready() const noexcept { return false; }
-    bool await_suspend(std::coroutine_handle<> h) noexcept { return any_.await_suspend(h); }
-    timeout_result<value_type> await_resume()
+    timeout_awaitable(timeout_awaitable&& o) : engine_(o.engine_), op_(std::move(o.op_)), due_(o.due_)
     {
-        auto r = any_.await_resume();
-        return {std::move(std::get<0>(r.results)), r.index == 1 && std::get<1>(r.results) == timer_result::expired};
+        init(o.node_.deadline);
     }
 
-    /// detail::launchable (nesting in another combinator).
-    bool launch(detail::op_listener* l) noexcept { return any_.launch(l); }
-    void request_cancel() noexcept { any_.request_cancel(); }
+    bool await_ready() const noexcept { return false; }
+    bool await_suspend(std::coroutine_handle<> h) noexcept { return start(detail::continuation(h)); }
+    timeout_result<value_type> await_resume() { return {op_.take(), winner_.load(std::memory_order_acquire) == timer_won}; }
+
+    /// detail::launchable (nesting in another combinator): cancels the
+    /// operation and withdraws the timer; `timed_out` stays false.
+    bool launch(detail::op_listener* l) noexcept { return start(detail::continuation(l)); }
+    void request_cancel() noexcept
+    {
+        cancelled_.store(true, std::memory_order_release);
+        op_.request_cancel();
+        withdraw_timer();
+    }
 
 private:
-    when_any_awaitable<A, sleep_awaitable<Engine>> any_;
+    static constexpr int nobody = 0;
+    static constexpr int op_won = 1;
+    static constexpr int timer_won = 2;
+
+    struct node_type : detail::timer_node {
+        timeout_awaitable* self = nullptr;
+    };
+    struct slot_type : detail::op_listener {
+        timeout_awaitable* self = nullptr;
+    };
+
+    void init(detail::timer_clock::time_point deadline) noexcept
+    {
+        node_.self = this;
+        node_.deadline = deadline;
+        node_.run = &on_timer;
+        slot_.self = this;
+        slot_.done = &on_op_done;
+    }
+
+    // remaining_: the parties that have not reported yet (the operation, the
+    // timer) plus the start itself; the one that brings it to 0 resumes.
+    bool start(detail::continuation c) noexcept
+    {
+        cont_ = c;
+        remaining_.store(3, std::memory_order_relaxed);
+        if (!op_.launch(&slot_)) {
+            return false; // finished during the start: no timer, not timed out
+        }
+        if (due_ || cancelled_.load(std::memory_order_acquire) || !engine_->add_timer(&node_)) {
+            // Already due, cancelled before the timer existed, or the engine
+            // is shutting down: the timer's part ends here, as if it fired
+            // (but only a due deadline is a timeout).
+            timer_fired(due_);
+        } else if (winner_.load(std::memory_order_acquire) == op_won || cancelled_.load(std::memory_order_acquire)) {
+            // The operation finished (or a cancel came) while the timer was
+            // being added: withdraw it.
+            withdraw_timer();
+        }
+        return !release();
+    }
+
+    bool release() noexcept { return remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1; }
+
+    // The timer's part: it fired (or can never fire). First to finish
+    // cancels the operation.
+    void timer_fired(bool is_timeout) noexcept
+    {
+        int expected = nobody;
+        if (is_timeout && winner_.compare_exchange_strong(expected, timer_won, std::memory_order_acq_rel)) {
+            op_.request_cancel();
+        } else if (!is_timeout) {
+            op_.request_cancel();
+        }
+        if (release()) {
+            cont_.resume();
+        }
+    }
+
+    // Withdraws the timer if it is still queued: its part ends here.
+    void withdraw_timer() noexcept
+    {
+        if (engine_->cancel_timer(&node_) && release()) {
+            cont_.resume();
+        }
+    }
+
+    static void on_timer(detail::work_item* w) noexcept
+    {
+        timeout_awaitable* self = static_cast<node_type*>(w)->self;
+        self->timer_fired(!static_cast<node_type*>(w)->shutdown);
+    }
+
+    static void on_op_done(detail::op_listener* l) noexcept
+    {
+        timeout_awaitable* self = static_cast<slot_type*>(l)->self;
+        int expected = nobody;
+        if (self->winner_.compare_exchange_strong(expected, op_won, std::memory_order_acq_rel)) {
+            // Not queued yet (the start adds it after launch and then sees
+            // op_won), or queued: withdrawn here; or firing: it reports itself.
+            if (self->engine_->cancel_timer(&self->node_)) {
+                self->remaining_.fetch_sub(1, std::memory_order_acq_rel); // the start or the op still holds one
+            }
+        }
+        if (self->release()) {
+            self->cont_.resume();
+        }
+    }
+
+    Engine* engine_;
+    detail::child_t<A> op_;
+    node_type node_;
+    slot_type slot_;
+    detail::continuation cont_;
+    std::atomic<int> remaining_{0};
+    std::atomic<int> winner_{nobody};
+    std::atomic<bool> cancelled_{false};
+    bool due_ = false;
 };
 
 /// `operation`, cancelled if it has not finished by `deadline` of `engine`'s clock.
 template <class Engine, class A>
 timeout_awaitable<Engine, A> with_deadline(Engine& engine, detail::timer_clock::time_point deadline, A&& operation)
 {
-    return timeout_awaitable<Engine, A>(engine, deadline, std::forward<A>(operation));
+    return timeout_awaitable<Engine, A>(engine, deadline, deadline <= engine.now(), std::forward<A>(operation));
 }
 
 /// `operation`, cancelled if it has not finished within `timeout`.
 template <class Engine, class Rep, class Period, class A>
 timeout_awaitable<Engine, A> with_timeout(Engine& engine, std::chrono::duration<Rep, Period> timeout, A&& operation)
 {
-    return timeout_awaitable<Engine, A>(engine, detail::deadline_after(engine.now(), timeout),
+    return timeout_awaitable<Engine, A>(engine, detail::deadline_after(engine.now(), timeout), timeout <= timeout.zero(),
                                         std::forward<A>(operation));
 }
 

@@ -364,3 +364,58 @@ TEST_CASE("close_abortive: the peer sees a reset, not an orderly close; pending 
         CHECK(own->result == asock::receive_result::abandoned);
     }
 }
+
+// ==== connect with a deadline (include/asock/tcp_deadline.hpp) =============================
+
+TEST_CASE("tcp connect with a deadline: connects in time; a lookup that hangs ends timed_out at the deadline",
+          "[tcp][resolve][timeout]")
+{
+    for (unsigned threads : {0u, 1u}) {
+        INFO("threads " << threads);
+        auto e = asock::make_engine({.threads = threads});
+        REQUIRE(e);
+        auto l = listen_loopback(*e);
+        gated::reset();
+        {
+            // In time: numeric host, a listener that accepts.
+            it::tracker tr;
+            std::optional<outcome> acc;
+            std::optional<outcome> con;
+            it::start(tr, l.accept(), acc);
+            it::start(tr, asock::tcp_connect<platform, gated>(*e, "127.0.0.1", l.port(), 5s), con);
+            tr.wait(*e, "connect in time");
+            CHECK_FALSE(con->error);
+            CHECK(con->socket.valid());
+        }
+        {
+            // A lookup that never returns on its own: the deadline ends it.
+            it::tracker tr;
+            std::optional<outcome> con;
+            const auto t0 = it::clock::now();
+            it::start(tr, asock::tcp_connect<platform, gated>(*e, "blocked.test", l.port(), 50ms), con);
+            tr.wait(*e, "connect past its deadline");
+            CHECK(con->error == std::errc::timed_out);
+            CHECK_FALSE(con->socket.valid());
+            CHECK(it::clock::now() - t0 >= 50ms);
+            CHECK(gated::returned() == 0); // it did not wait for the lookup
+            gated::open_gate();
+            it::wait_until("lookup returned", [] { return gated::returned() == 1; });
+        }
+        {
+            // The caller's stop request: operation_canceled, not timed_out.
+            gated::reset();
+            std::stop_source stop;
+            it::tracker tr;
+            std::optional<outcome> con;
+            it::start(tr, asock::tcp_connect<platform, gated>(*e, "blocked.test", l.port(), 1h, stop.get_token()), con);
+            it::wait_until("lookup entered", [] { return gated::entered() == 1; });
+            stop.request_stop();
+            tr.wait(*e, "stopped connect");
+            CHECK(con->error == std::errc::operation_canceled);
+            gated::open_gate();
+            it::wait_until("lookup returned", [] { return gated::returned() == 1; });
+        }
+        std::this_thread::sleep_for(20ms);
+        it::drain(*e);
+    }
+}

@@ -83,6 +83,65 @@ TEST_CASE("the timer heap returns nodes in deadline order, equal deadlines in th
     }
 }
 
+TEST_CASE("the timer queue (FIFO list for in-order deadlines, heap for the rest) takes timers in deadline order and "
+          "removes any",
+          "[timers]")
+{
+    std::mt19937 rng(777);
+    for (int round = 0; round < 100; ++round) {
+        std::vector<timer_node> nodes(48);
+        asock::detail::timer_queue q;
+        std::set<std::pair<long, std::uint64_t>> model; // (deadline, sequence) of queued nodes
+        std::vector<bool> in(nodes.size(), false);
+        long clock_ms = 0;
+        const auto noop_arm = [](timer_clock::time_point) {};
+        for (int step = 0; step < 300; ++step) {
+            const std::size_t i = rng() % nodes.size();
+            const int op = static_cast<int>(rng() % 4);
+            if (!in[i] && op <= 1) {
+                // Mostly in order (a constant timeout), sometimes earlier.
+                const long d = (rng() % 5 == 0) ? clock_ms + static_cast<long>(rng() % 10) : clock_ms + 20;
+                nodes[i].deadline = timer_clock::time_point{} + std::chrono::milliseconds(d);
+                REQUIRE(q.add(&nodes[i], noop_arm));
+                model.insert({d, nodes[i].sequence});
+                in[i] = true;
+            } else if (in[i] && op == 2) {
+                CHECK(q.remove(&nodes[i]));
+                model.erase({static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                   nodes[i].deadline.time_since_epoch())
+                                                   .count()),
+                             nodes[i].sequence});
+                in[i] = false;
+            } else if (op == 3) {
+                clock_ms += static_cast<long>(rng() % 6);
+                timer_node* due = q.take_due(timer_clock::time_point{} + std::chrono::milliseconds(clock_ms), noop_arm);
+                for (timer_node* n = due; n != nullptr; n = static_cast<timer_node*>(n->next)) {
+                    REQUIRE(!model.empty());
+                    const long d = static_cast<long>(
+                        std::chrono::duration_cast<std::chrono::milliseconds>(n->deadline.time_since_epoch()).count());
+                    CHECK(d == model.begin()->first);
+                    CHECK(n->sequence == model.begin()->second);
+                    CHECK(d <= clock_ms);
+                    model.erase(model.begin());
+                    in[static_cast<std::size_t>(n - nodes.data())] = false;
+                }
+                CHECK((model.empty() || model.begin()->first > clock_ms));
+            }
+            if (!model.empty()) {
+                CHECK(q.earliest() == timer_clock::time_point{} + std::chrono::milliseconds(model.begin()->first));
+            }
+        }
+        timer_node* rest = q.close();
+        for (timer_node* n = rest; n != nullptr; n = static_cast<timer_node*>(n->next)) {
+            CHECK(n->shutdown);
+            REQUIRE(!model.empty());
+            CHECK(n->sequence == model.begin()->second);
+            model.erase(model.begin());
+        }
+        CHECK(model.empty());
+    }
+}
+
 TEST_CASE("sleep_for completes expired when the virtual clock reaches its deadline, on the loop's thread", "[timers]")
 {
     test_env env;

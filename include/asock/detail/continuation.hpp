@@ -18,8 +18,9 @@
 namespace asock::detail {
 
 /// Told, through `done`, that a launched operation finished. Called exactly
-/// once per launch that returned true, on an engine thread, with no lock of
-/// the operation's held; the operation's result is then ready (await_resume).
+/// once per launch that returned true, with no lock of the operation's held,
+/// on an engine thread, or on the thread of a request_cancel() that finished
+/// the operation at once; the operation's result is then ready (await_resume).
 struct op_listener {
     void (*done)(op_listener*) noexcept = nullptr;
 };
@@ -56,7 +57,9 @@ private:
 /// - `request_cancel()` asks it to finish early with its `cancelled` result
 ///   (a receive that already got bytes finishes `ok` with them). Callable from
 ///   any thread, before, during or after launch, as long as the object lives;
-///   it does nothing once the operation finished;
+///   it does nothing once the operation finished. It may call the listener
+///   before it returns, on the calling thread: the combinators call it only
+///   while they hold a count of their own, so that call never finishes them;
 /// - `await_resume()` gives the result after either way of finishing.
 template <class A>
 concept launchable = requires(A& a, op_listener* l) {

@@ -17,6 +17,12 @@
 // fires early, the engine finds nothing due, and arms it again at the next
 // deadline (one system call per wake-up instead of one per removal).
 //
+// Most programs use one or a few timeout values, so most timers are added in
+// deadline order. Those go to a FIFO list instead (a timer whose deadline is
+// not before the list's last one is appended): adding and removing them is
+// O(1), and the heap only holds timers added out of order. The earliest timer
+// is the first of the list or the heap's root, whichever comes first.
+//
 // An engine provides (both backends, same meaning):
 //   clock::time_point now() const;            its clock (virtual under the fakes)
 //   bool add_timer(timer_node*);              false: the engine is shutting down
@@ -27,6 +33,7 @@
 #pragma once
 
 #include <asock/detail/operation.hpp>
+#include <asock/detail/word_mutex.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -45,7 +52,8 @@ struct timer_node : work_item {
     timer_node* child = nullptr;  ///< First child in the pairing heap.
     timer_node* sibling = nullptr;
     timer_node* prev = nullptr;   ///< Previous sibling, or the parent of a first child.
-    bool queued = false;          ///< In the heap (guarded by the queue's lock).
+    bool queued = false;          ///< In the queue (guarded by the queue's lock).
+    bool in_list = false;         ///< In the queue's FIFO list rather than its heap.
     bool shutdown = false;        ///< Fired because the engine is being destroyed.
 };
 
@@ -164,14 +172,19 @@ public:
     template <class Arm>
     bool add(timer_node* n, Arm&& arm) noexcept
     {
-        std::lock_guard lk(mu_);
+        std::lock_guard<word_mutex> lk(mu_);
         if (closed_) {
             return false;
         }
         n->sequence = next_sequence_++;
         n->shutdown = false;
         n->queued = true;
-        heap_.push(n);
+        if (tail_ == nullptr || !(n->deadline < tail_->deadline)) {
+            append(n);
+        } else {
+            n->in_list = false;
+            heap_.push(n);
+        }
         if (n->deadline < armed_) {
             armed_ = n->deadline;
             arm(n->deadline);
@@ -182,12 +195,16 @@ public:
     /// Removes `n` if it is still queued; true when it was (it will not run).
     bool remove(timer_node* n) noexcept
     {
-        std::lock_guard lk(mu_);
+        std::lock_guard<word_mutex> lk(mu_);
         if (!n->queued) {
             return false;
         }
         n->queued = false;
-        heap_.erase(n);
+        if (n->in_list) {
+            unlink(n);
+        } else {
+            heap_.erase(n);
+        }
         return true;
     }
 
@@ -197,12 +214,11 @@ public:
     template <class Arm>
     timer_node* take_due(time_point now, Arm&& arm) noexcept
     {
-        std::lock_guard lk(mu_);
+        std::lock_guard<word_mutex> lk(mu_);
         work_item* head = nullptr;
         work_item** tail = &head;
-        while (!heap_.empty() && heap_.top()->deadline <= now) {
-            timer_node* n = heap_.pop();
-            n->queued = false;
+        for (timer_node* n = first(); n != nullptr && n->deadline <= now; n = first()) {
+            take(n);
             n->next = nullptr;
             *tail = n;
             tail = &n->next;
@@ -210,8 +226,8 @@ public:
         if (armed_ <= now) {
             armed_ = never; // that arming has fired
         }
-        if (!heap_.empty() && heap_.top()->deadline < armed_) {
-            armed_ = heap_.top()->deadline;
+        if (timer_node* n = first(); n != nullptr && n->deadline < armed_) {
+            armed_ = n->deadline;
             arm(armed_);
         }
         return static_cast<timer_node*>(head);
@@ -221,13 +237,12 @@ public:
     /// with `shutdown` set), linked through `next`.
     timer_node* close() noexcept
     {
-        std::lock_guard lk(mu_);
+        std::lock_guard<word_mutex> lk(mu_);
         closed_ = true;
         work_item* head = nullptr;
         work_item** tail = &head;
-        while (!heap_.empty()) {
-            timer_node* n = heap_.pop();
-            n->queued = false;
+        for (timer_node* n = first(); n != nullptr; n = first()) {
+            take(n);
             n->shutdown = true;
             n->next = nullptr;
             *tail = n;
@@ -239,13 +254,70 @@ public:
     /// The earliest deadline queued, or `never`.
     time_point earliest() const noexcept
     {
-        std::lock_guard lk(mu_);
-        return heap_.empty() ? never : heap_.top()->deadline;
+        std::lock_guard<word_mutex> lk(mu_);
+        const timer_node* n = first();
+        return n == nullptr ? never : n->deadline;
     }
 
 private:
-    mutable std::mutex mu_;
+    // The earliest queued node: the list's head or the heap's root.
+    timer_node* first() const noexcept
+    {
+        timer_node* h = heap_.top();
+        if (head_ == nullptr) {
+            return h;
+        }
+        return h != nullptr && timer_heap::before(h, head_) ? h : head_;
+    }
+
+    // Takes `n` (from first()) out of the queue.
+    void take(timer_node* n) noexcept
+    {
+        n->queued = false;
+        if (n->in_list) {
+            unlink(n);
+        } else {
+            heap_.pop();
+        }
+    }
+
+    // The FIFO list, linked through `sibling` (next) and `prev`.
+    void append(timer_node* n) noexcept
+    {
+        n->in_list = true;
+        n->child = nullptr;
+        n->sibling = nullptr;
+        n->prev = tail_;
+        if (tail_ != nullptr) {
+            tail_->sibling = n;
+        } else {
+            head_ = n;
+        }
+        tail_ = n;
+    }
+
+    void unlink(timer_node* n) noexcept
+    {
+        if (n->prev != nullptr) {
+            n->prev->sibling = n->sibling;
+        } else {
+            head_ = n->sibling;
+        }
+        if (n->sibling != nullptr) {
+            n->sibling->prev = n->prev;
+        } else {
+            tail_ = n->prev;
+        }
+        n->sibling = n->prev = nullptr;
+    }
+
+    // The queue is locked twice per timeout (add, remove) and almost never
+    // contended: the inlined word lock costs a fraction of std::mutex's two
+    // calls into the threads library (detail/word_mutex.hpp).
+    mutable word_mutex mu_;
     timer_heap heap_;
+    timer_node* head_ = nullptr; // the FIFO list: deadlines in order
+    timer_node* tail_ = nullptr;
     time_point armed_ = never;
     std::uint64_t next_sequence_ = 0;
     bool closed_ = false;

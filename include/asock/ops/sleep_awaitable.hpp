@@ -35,6 +35,7 @@
 
 #include <atomic>
 #include <coroutine>
+#include <cstdint>
 #include <optional>
 #include <stop_token>
 #include <utility>
@@ -44,8 +45,14 @@ namespace asock {
 template <class Engine>
 class sleep_awaitable {
 public:
-    sleep_awaitable(Engine& engine, detail::timer_clock::time_point deadline, std::stop_token token) noexcept
-        : engine_(&engine), token_(std::move(token))
+    /// What the maker knows of the deadline: already due (a duration <= 0),
+    /// in the future when made (a positive duration: the clock is not read
+    /// again), or unknown (a time point: await_ready reads the clock).
+    enum when_made : std::uint8_t { due_now, in_future, check_clock };
+
+    sleep_awaitable(Engine& engine, detail::timer_clock::time_point deadline, std::stop_token token,
+                    when_made known = check_clock) noexcept
+        : engine_(&engine), token_(std::move(token)), known_(known)
     {
         node_.self = this;
         node_.deadline = deadline;
@@ -53,7 +60,7 @@ public:
     sleep_awaitable(const sleep_awaitable&) = delete;
     sleep_awaitable& operator=(const sleep_awaitable&) = delete;
     /// Movable until it is awaited (the combinators take it by value).
-    sleep_awaitable(sleep_awaitable&& o) noexcept : engine_(o.engine_), token_(std::move(o.token_))
+    sleep_awaitable(sleep_awaitable&& o) noexcept : engine_(o.engine_), token_(std::move(o.token_)), known_(o.known_)
     {
         node_.self = this;
         node_.deadline = o.node_.deadline;
@@ -66,7 +73,7 @@ public:
             result_ = timer_result::cancelled;
             return true;
         }
-        if (node_.deadline <= engine_->now()) {
+        if (known_ == due_now || (known_ == check_clock && node_.deadline <= engine_->now())) {
             result_ = timer_result::expired;
             return true;
         }
@@ -78,11 +85,13 @@ public:
     /// detail::launchable (the combinators): start without a coroutine.
     bool launch(detail::op_listener* l) noexcept { return !await_ready() && start(detail::continuation(l)); }
 
-    /// detail::launchable: withdraw the timer (result `cancelled`) unless it fired.
+    /// detail::launchable: withdraw the timer (result `cancelled`) unless it
+    /// fired. Launched by a combinator, which holds a count of its own while
+    /// it cancels, the listener is told at once on this thread (no post).
     void request_cancel() noexcept
     {
         cancel_requested_.store(true, std::memory_order_release);
-        withdraw();
+        withdraw(true);
     }
 
     timer_result await_resume() const noexcept { return result_; }
@@ -95,9 +104,14 @@ private:
         sleep_awaitable* self = nullptr;
     };
 
+    // A stop request may come on any thread: the resumption is posted.
     struct stop_handler {
         sleep_awaitable* self;
-        void operator()() const noexcept { self->request_cancel(); }
+        void operator()() const noexcept
+        {
+            self->cancel_requested_.store(true, std::memory_order_release);
+            self->withdraw(false);
+        }
     };
 
     bool start(detail::continuation c) noexcept
@@ -127,11 +141,18 @@ private:
     }
 
     // Whoever removes the node from the engine's queue finishes the wait: the
-    // engine (on_fired) or this (a post, since any thread may ask).
-    void withdraw() noexcept
+    // engine (on_fired) or this: at once for a combinator's listener when
+    // `listener_now` (cont_ was set before the node was queued, so reading it
+    // after a successful removal is ordered by the queue's lock), else by a
+    // post, since any thread may ask.
+    void withdraw(bool listener_now) noexcept
     {
         if (engine_->cancel_timer(&node_)) {
             result_ = timer_result::cancelled;
+            if (listener_now && !cont_.is_coroutine()) {
+                cont_.resume();
+                return;
+            }
             node_.run = &on_withdrawn;
             engine_->post(&node_);
         }
@@ -152,6 +173,7 @@ private:
     detail::continuation cont_;
     node_type node_;
     std::atomic<bool> cancel_requested_{false};
+    when_made known_ = check_clock;
     timer_result result_ = timer_result::cancelled;
 };
 

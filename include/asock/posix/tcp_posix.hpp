@@ -269,3 +269,6 @@ private:
 };
 
 } // namespace asock
+
+// tcp_connect with a deadline (written once for every backend).
+#include <asock/tcp_deadline.hpp>
