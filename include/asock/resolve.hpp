@@ -270,7 +270,7 @@ struct resolve_job : asock::detail::work_item {
 
     std::atomic<unsigned> status{0};
     std::atomic<unsigned> refs{1};
-    std::string host; ///< empty: no host (never the case here: empty is numeric)
+    std::string host; ///< empty: no host (resolved inline, as numeric, before it gets here)
     std::uint16_t port = 0;
     Engine* engine = nullptr;           ///< touched only by the side that decides, while the awaiter waits
     std::coroutine_handle<> handle;
@@ -318,7 +318,8 @@ struct resolve_job : asock::detail::work_item {
         {
             [[maybe_unused]] const lookup_scope<Os> scope;
             std::error_code ec;
-            address_list<Os> list = resolve<Os>(job->host.c_str(), job->port, false, ec);
+            address_list<Os> list =
+                resolve<Os>(job->host.empty() ? nullptr : job->host.c_str(), job->port, false, ec);
             job->addresses = std::move(list);
             job->error = ec;
             job->decide(found);
