@@ -46,15 +46,19 @@ using timer_clock = std::chrono::steady_clock;
 
 /// A timer waiting in an engine. `run` (from work_item) is called when it is
 /// due, or at engine shutdown with `shutdown` set.
+//
+// Only `queued` needs a value before the node is added (the queue sets every
+// other field when it adds the node, and reads them only while it is
+// queued): a timeout's node costs no stores it does not need.
 struct timer_node : work_item {
-    timer_clock::time_point deadline{};
-    std::uint64_t sequence = 0;   ///< Order of equal deadlines (set when added).
-    timer_node* child = nullptr;  ///< First child in the pairing heap.
-    timer_node* sibling = nullptr;
-    timer_node* prev = nullptr;   ///< Previous sibling, or the parent of a first child.
-    bool queued = false;          ///< In the queue (guarded by the queue's lock).
-    bool in_list = false;         ///< In the queue's FIFO list rather than its heap.
-    bool shutdown = false;        ///< Fired because the engine is being destroyed.
+    timer_clock::time_point deadline;
+    std::uint64_t sequence;   ///< Order of equal deadlines (set when added).
+    timer_node* child;        ///< First child in the pairing heap.
+    timer_node* sibling;      ///< Next sibling in the heap, or next in the FIFO list.
+    timer_node* prev;         ///< Previous sibling or list entry, or the parent of a first child.
+    bool queued = false;      ///< In the queue (guarded by the queue's lock).
+    bool in_list;             ///< In the queue's FIFO list rather than its heap.
+    bool shutdown;            ///< Fired because the engine is being destroyed (set when taken).
 };
 
 /// A pairing heap of timer_nodes. Not thread-safe (timer_queue locks).
@@ -177,7 +181,6 @@ public:
             return false;
         }
         n->sequence = next_sequence_++;
-        n->shutdown = false;
         n->queued = true;
         if (tail_ == nullptr || !(n->deadline < tail_->deadline)) {
             append(n);
@@ -219,6 +222,7 @@ public:
         work_item** tail = &head;
         for (timer_node* n = first(); n != nullptr && n->deadline <= now; n = first()) {
             take(n);
+            n->shutdown = false;
             n->next = nullptr;
             *tail = n;
             tail = &n->next;
