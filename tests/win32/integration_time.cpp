@@ -18,14 +18,14 @@ asock::engine_ref<asock::engine> engine_with(unsigned threads)
 }
 } // namespace
 
-TEST_CASE("integration: with_timeout on a silent peer; 2,000 rounds of timeouts racing data lose no byte",
+TEST_CASE("integration: with_timeout on a silent peer; 5,000 rounds of timeouts racing data lose no byte",
           "[win32][integration][timeout]")
 {
     const unsigned threads = GENERATE(0u, 1u, 4u);
     CAPTURE(threads);
     auto e = engine_with(threads);
     timing::timeout_on_silent_peer(*e);
-    timing::timeout_races_data(*e, 2000);
+    timing::timeout_races_data(*e, 5000);
 }
 
 TEST_CASE("integration: when_any of a receive and a sleep; when_all of a send and a receive",
