@@ -27,8 +27,6 @@
 #include <asock/detail/combinator.hpp>
 #include <asock/detail/continuation.hpp>
 
-#include <array>
-#include <atomic>
 #include <coroutine>
 #include <cstddef>
 #include <tuple>
@@ -38,79 +36,28 @@ namespace asock {
 
 template <class... A>
 class when_all_awaitable {
-    static constexpr std::size_t count = sizeof...(A);
-    static_assert(count > 0, "when_all needs at least one operation");
-
 public:
     using result_type = std::tuple<typename detail::child_t<A>::value_type...>;
 
     template <class... U>
-    explicit when_all_awaitable(detail::combinator_args_t, U&&... args) : children_(std::forward<U>(args)...)
+    explicit when_all_awaitable(detail::combinator_args_t tag, U&&... args) : group_(tag, std::forward<U>(args)...)
     {
-        init_slots();
     }
     when_all_awaitable(const when_all_awaitable&) = delete;
     when_all_awaitable& operator=(const when_all_awaitable&) = delete;
     /// Movable until it is awaited (or launched).
-    when_all_awaitable(when_all_awaitable&& o) : children_(std::move(o.children_)) { init_slots(); }
+    when_all_awaitable(when_all_awaitable&& o) = default;
 
     bool await_ready() const noexcept { return false; }
-    bool await_suspend(std::coroutine_handle<> h) noexcept { return start(detail::continuation(h)); }
-    result_type await_resume() { return take(std::index_sequence_for<A...>{}); }
+    bool await_suspend(std::coroutine_handle<> h) noexcept { return group_.start(detail::continuation(h)); }
+    result_type await_resume() { return group_.take(); }
 
     /// detail::launchable (nesting in another combinator).
-    bool launch(detail::op_listener* l) noexcept { return start(detail::continuation(l)); }
-    void request_cancel() noexcept
-    {
-        std::apply([](auto&... c) { (c.request_cancel(), ...); }, children_);
-    }
+    bool launch(detail::op_listener* l) noexcept { return group_.start(detail::continuation(l)); }
+    void request_cancel() noexcept { group_.request_cancel(); }
 
 private:
-    void init_slots() noexcept
-    {
-        for (std::size_t i = 0; i < count; ++i) {
-            slots_[i].done = &on_done;
-            slots_[i].self = this;
-        }
-    }
-
-    struct slot : detail::op_listener {
-        when_all_awaitable* self = nullptr;
-    };
-
-    bool start(detail::continuation c) noexcept
-    {
-        cont_ = c;
-        remaining_.store(count + 1, std::memory_order_relaxed); // + 1: the start itself
-        launch_all(std::index_sequence_for<A...>{});
-        return remaining_.fetch_sub(1, std::memory_order_acq_rel) != 1;
-    }
-
-    template <std::size_t... I>
-    void launch_all(std::index_sequence<I...>) noexcept
-    {
-        ((std::get<I>(children_).launch(&slots_[I]) ? void() : void(remaining_.fetch_sub(1, std::memory_order_acq_rel))),
-         ...);
-    }
-
-    static void on_done(detail::op_listener* l) noexcept
-    {
-        when_all_awaitable* self = static_cast<slot*>(l)->self;
-        if (self->remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-            self->cont_.resume();
-        }
-    }
-
-    template <std::size_t... I>
-    result_type take(std::index_sequence<I...>)
-    {
-        return result_type{std::get<I>(children_).take()...};
-    }
-
-    std::tuple<detail::child_t<A>...> children_;
-    std::array<slot, count> slots_{};
-    std::atomic<std::size_t> remaining_{0};
-    detail::continuation cont_;
+    detail::child_group<false, A...> group_;
 };
 
 /// Every one of `operations`, at once; see the top of this header.

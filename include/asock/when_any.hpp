@@ -33,8 +33,6 @@
 #include <asock/detail/combinator.hpp>
 #include <asock/detail/continuation.hpp>
 
-#include <array>
-#include <atomic>
 #include <coroutine>
 #include <cstddef>
 #include <tuple>
@@ -52,118 +50,28 @@ struct when_any_result {
 
 template <class... A>
 class when_any_awaitable {
-    static constexpr std::size_t count = sizeof...(A);
-    static_assert(count > 0, "when_any needs at least one operation");
-    static constexpr std::size_t none = ~std::size_t{0};
-
 public:
     using result_type = when_any_result<typename detail::child_t<A>::value_type...>;
 
     template <class... U>
-    explicit when_any_awaitable(detail::combinator_args_t, U&&... args) : children_(std::forward<U>(args)...)
+    explicit when_any_awaitable(detail::combinator_args_t tag, U&&... args) : group_(tag, std::forward<U>(args)...)
     {
-        init_slots();
     }
     when_any_awaitable(const when_any_awaitable&) = delete;
     when_any_awaitable& operator=(const when_any_awaitable&) = delete;
     /// Movable until it is awaited (or launched).
-    when_any_awaitable(when_any_awaitable&& o) : children_(std::move(o.children_)) { init_slots(); }
+    when_any_awaitable(when_any_awaitable&& o) = default;
 
     bool await_ready() const noexcept { return false; }
-    bool await_suspend(std::coroutine_handle<> h) noexcept { return start(detail::continuation(h)); }
-
-    result_type await_resume()
-    {
-        return take(std::index_sequence_for<A...>{});
-    }
+    bool await_suspend(std::coroutine_handle<> h) noexcept { return group_.start(detail::continuation(h)); }
+    result_type await_resume() { return result_type{group_.winner(), group_.take()}; }
 
     /// detail::launchable (nesting in another combinator).
-    bool launch(detail::op_listener* l) noexcept { return start(detail::continuation(l)); }
-    void request_cancel() noexcept
-    {
-        std::apply([](auto&... c) { (c.request_cancel(), ...); }, children_);
-    }
+    bool launch(detail::op_listener* l) noexcept { return group_.start(detail::continuation(l)); }
+    void request_cancel() noexcept { group_.request_cancel(); }
 
 private:
-    void init_slots() noexcept
-    {
-        for (std::size_t i = 0; i < count; ++i) {
-            slots_[i].done = &on_done;
-            slots_[i].self = this;
-            slots_[i].index = i;
-        }
-    }
-
-    struct slot : detail::op_listener {
-        when_any_awaitable* self = nullptr;
-        std::size_t index = 0;
-    };
-
-    bool start(detail::continuation c) noexcept
-    {
-        cont_ = c;
-        remaining_.store(count + 1, std::memory_order_relaxed); // + 1: the start itself
-        launch_all(std::index_sequence_for<A...>{});
-        return remaining_.fetch_sub(1, std::memory_order_acq_rel) != 1;
-    }
-
-    template <std::size_t... I>
-    void launch_all(std::index_sequence<I...>) noexcept
-    {
-        (launch_one<I>(), ...);
-    }
-
-    template <std::size_t I>
-    void launch_one() noexcept
-    {
-        auto& child = std::get<I>(children_);
-        if (winner_.load(std::memory_order_acquire) != none) {
-            child.request_cancel();
-        }
-        if (!child.launch(&slots_[I])) {
-            finished(I);
-            remaining_.fetch_sub(1, std::memory_order_acq_rel); // never the last: the start holds one
-        }
-    }
-
-    // The first to finish cancels the others. Its own count is dropped only
-    // after that, so the when_any cannot complete (and go) meanwhile.
-    void finished(std::size_t i) noexcept
-    {
-        std::size_t expected = none;
-        if (winner_.compare_exchange_strong(expected, i, std::memory_order_acq_rel)) {
-            cancel_all_but(i, std::index_sequence_for<A...>{});
-        }
-    }
-
-    template <std::size_t... I>
-    void cancel_all_but(std::size_t winner, std::index_sequence<I...>) noexcept
-    {
-        ((I != winner ? std::get<I>(children_).request_cancel() : void()), ...);
-    }
-
-    static void on_done(detail::op_listener* l) noexcept
-    {
-        auto* s = static_cast<slot*>(l);
-        when_any_awaitable* self = s->self;
-        self->finished(s->index);
-        if (self->remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-            self->cont_.resume();
-        }
-    }
-
-    template <std::size_t... I>
-    result_type take(std::index_sequence<I...>)
-    {
-        return result_type{winner_.load(std::memory_order_acquire),
-                           std::tuple<typename detail::child_t<A>::value_type...>{std::get<I>(children_).take()...}};
-    }
-
-    std::tuple<detail::child_t<A>...> children_;
-    std::array<slot, count> slots_{};
-    std::atomic<std::size_t> remaining_{0};
-    std::atomic<std::size_t> winner_{none};
-    detail::continuation cont_;
+    detail::child_group<true, A...> group_;
 };
 
 /// The first of `operations` to finish; see the top of this header.

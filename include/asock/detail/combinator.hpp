@@ -22,15 +22,18 @@
 
 #include <asock/detail/continuation.hpp>
 
+#include <array>
 #include <atomic>
 #include <concepts>
 #include <coroutine>
+#include <cstddef>
 #include <exception>
 #include <functional>
 #include <memory>
 #include <new>
 #include <optional>
 #include <stop_token>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 #include <variant>
@@ -291,5 +294,124 @@ concept stop_token_factory = std::invocable<std::remove_cvref_t<A>&, std::stop_t
 /// forwarding reference).
 template <class A>
 using child_t = std::conditional_t<stop_token_factory<A>, factory_child<std::remove_cvref_t<A>>, awaitable_child<held_t<A>>>;
+
+// ---- the group of children of when_any / when_all ------------------------------
+
+/// Starts every child in argument order and counts them down; with
+/// `FirstWins`, the first to finish is the winner and every other one is
+/// asked to cancel. The count holds one extra share for the start itself,
+/// and the winner cancels the others before it drops its own share, so the
+/// group cannot finish (and go) while it still touches a child.
+template <bool FirstWins, class... A>
+class child_group {
+public:
+    static constexpr std::size_t count = sizeof...(A);
+    static constexpr std::size_t none = ~std::size_t{0};
+    static_assert(count > 0, "a combinator needs at least one operation");
+
+    template <class... U>
+    explicit child_group(combinator_args_t, U&&... args) : children_(std::forward<U>(args)...)
+    {
+        init_slots();
+    }
+    child_group(const child_group&) = delete;
+    child_group& operator=(const child_group&) = delete;
+    /// Before the start only.
+    child_group(child_group&& o) : children_(std::move(o.children_)) { init_slots(); }
+
+    /// Starts every child; false when all finished during the call (the
+    /// continuation is then not used), true when `c` will be resumed.
+    bool start(continuation c) noexcept
+    {
+        cont_ = c;
+        remaining_.store(count + 1, std::memory_order_relaxed);
+        launch_all(std::index_sequence_for<A...>{});
+        return !release();
+    }
+
+    void request_cancel() noexcept
+    {
+        std::apply([](auto&... c) { (c.request_cancel(), ...); }, children_);
+    }
+
+    std::size_t winner() const noexcept { return winner_.load(std::memory_order_acquire); }
+
+    /// Every child's value, in argument order (rethrows the first exception).
+    std::tuple<typename child_t<A>::value_type...> take() { return take(std::index_sequence_for<A...>{}); }
+
+private:
+    struct slot : op_listener {
+        child_group* self = nullptr;
+        std::size_t index = 0;
+    };
+
+    void init_slots() noexcept
+    {
+        for (std::size_t i = 0; i < count; ++i) {
+            slots_[i].done = &on_done;
+            slots_[i].self = this;
+            slots_[i].index = i;
+        }
+    }
+
+    bool release() noexcept { return remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1; }
+
+    template <std::size_t... I>
+    void launch_all(std::index_sequence<I...>) noexcept
+    {
+        (launch_one<I>(), ...);
+    }
+
+    template <std::size_t I>
+    void launch_one() noexcept
+    {
+        auto& child = std::get<I>(children_);
+        if (FirstWins && winner_.load(std::memory_order_acquire) != none) {
+            child.request_cancel(); // started already cancelled: it does nothing
+        }
+        if (!child.launch(&slots_[I])) {
+            finished(I);
+            release(); // never the last share: the start holds one
+        }
+    }
+
+    void finished(std::size_t i) noexcept
+    {
+        if constexpr (FirstWins) {
+            std::size_t expected = none;
+            if (winner_.compare_exchange_strong(expected, i, std::memory_order_acq_rel)) {
+                cancel_all_but(i, std::index_sequence_for<A...>{});
+            }
+        }
+    }
+
+    template <std::size_t... I>
+    void cancel_all_but(std::size_t winner, std::index_sequence<I...>) noexcept
+    {
+        ((I != winner ? std::get<I>(children_).request_cancel() : void()), ...);
+    }
+
+    static void on_done(op_listener* l) noexcept
+    {
+        auto* s = static_cast<slot*>(l);
+        child_group* self = s->self;
+        self->finished(s->index);
+        if (self->release()) {
+            self->cont_.resume();
+        }
+    }
+
+    template <std::size_t... I>
+    std::tuple<typename child_t<A>::value_type...> take(std::index_sequence<I...>)
+    {
+        return std::tuple<typename child_t<A>::value_type...>{std::get<I>(children_).take()...};
+    }
+
+    std::tuple<child_t<A>...> children_;
+    std::array<slot, count> slots_{};
+    std::atomic<std::size_t> remaining_{0};
+    std::atomic<std::size_t> winner_{none};
+    continuation cont_;
+};
 
 } // namespace asock::detail

@@ -392,18 +392,12 @@ public:
         if (transport_.is_set()) {
             return shutdown_result::unsupported; // a custom transport has no FIN to send
         }
-        if (sends_.shut()) {
-            return shutdown_result::ok; // a repeated call: the FIN is already sent or scheduled
+        switch (sends_.plan_shutdown(!write_.ops.empty())) {
+        case send_direction::fin_plan::already:
+        case send_direction::fin_plan::deferred: return shutdown_result::ok;
+        case send_direction::fin_plan::refused: return shutdown_result::error;
+        case send_direction::fin_plan::send_now: break;
         }
-        if (sends_.failed()) {
-            sends_.shut_down(false); // a truncated stream gets no FIN
-            return shutdown_result::error;
-        }
-        if (!write_.ops.empty()) {
-            sends_.shut_down(true); // after the queued sends (pump_sends)
-            return shutdown_result::ok;
-        }
-        sends_.shut_down(false);
         return fin_now() ? shutdown_result::ok : shutdown_result::error;
     }
 

@@ -11,6 +11,7 @@
 #include <asock/results.hpp>
 
 #include <atomic>
+#include <cstdint>
 #include <utility>
 
 namespace asock::detail {
@@ -110,6 +111,28 @@ public:
     {
         shut_ = true;
         fin_pending_ = fin_waits;
+    }
+
+    /// What a shutdown_send of an OPEN socket does, decided once for every
+    /// core (under the send direction's lock): `sends_queued` tells whether
+    /// sends accepted before are still queued or in flight.
+    enum class fin_plan : std::uint8_t {
+        already,   ///< a repeated call: ok, nothing more
+        refused,   ///< the direction failed before (a torn send): error, no FIN
+        deferred,  ///< ok: the FIN follows the queued sends (take_fin())
+        send_now,  ///< the caller sends the FIN now: ok, or error if the OS refuses
+    };
+    fin_plan plan_shutdown(bool sends_queued) noexcept
+    {
+        if (shut_) {
+            return fin_plan::already;
+        }
+        if (failed()) {
+            shut_down(false); // a truncated stream gets no FIN
+            return fin_plan::refused;
+        }
+        shut_down(sends_queued);
+        return sends_queued ? fin_plan::deferred : fin_plan::send_now;
     }
 
     /// A send accepted before the shutdown did not complete ok (it failed,
