@@ -135,6 +135,16 @@ TEST_CASE("shutdown with handlers blocked in receive: stop, join, destroy the en
     }
 }
 
+TEST_CASE("connect with a deadline: in time; a lookup that hangs ends timed_out; a stop request ends it cancelled",
+          "[integration][timeout][tcp]")
+{
+    for (unsigned threads : {0u, 1u}) {
+        INFO("threads " << threads);
+        auto e = engine_with(threads);
+        timing::connect_with_deadline<asock_tests::gated_resolver_os<asock::posix::resolver_os>>(*e);
+    }
+}
+
 TEST_CASE("destroying an engine completes its pending sleeps cancelled before it returns", "[integration][timers]")
 {
     for (unsigned threads : {0u, 1u, 4u}) {

@@ -8,6 +8,7 @@
 // hang guards of many seconds: this machine is shared and noisy.
 #pragma once
 
+#include "support/gated_resolver.hpp"
 #include "support/scenarios.hpp"
 
 #include <asock/scope.hpp>
@@ -317,6 +318,59 @@ inline void engine_destroy_completes_sleeps(asock::engine_ref<asock::engine> e)
     e = {};
     CHECK(done.load() == 10);
     CHECK(cancelled.load() == 10);
+}
+
+/// connect with a deadline (include/asock/tcp_deadline.hpp): in time; a
+/// lookup that hangs ends timed_out at the deadline without waiting for the
+/// lookup; a stop request ends it operation_canceled. `Gated` is
+/// tests/support/gated_resolver.hpp over the platform's resolver.
+template <class Gated>
+void connect_with_deadline(asock::engine& e)
+{
+    using outcome = asock::connect_outcome<asock::default_platform>;
+    auto listened = asock::tcp_listener_t::listen(e, "127.0.0.1", 0);
+    REQUIRE_FALSE(listened.error);
+    auto& l = listened.listener;
+    Gated::reset();
+    {
+        tracker tr;
+        std::optional<outcome> acc;
+        std::optional<outcome> con;
+        start(tr, l.accept(), acc);
+        start(tr, asock::tcp_connect<asock::default_platform, Gated>(e, "127.0.0.1", l.port(), 5s), con);
+        tr.wait(e, "connect in time");
+        CHECK_FALSE(con->error);
+        CHECK(con->socket.valid());
+    }
+    {
+        tracker tr;
+        std::optional<outcome> con;
+        const auto t0 = clock::now();
+        start(tr, asock::tcp_connect<asock::default_platform, Gated>(e, "blocked.test", l.port(), 50ms), con);
+        tr.wait(e, "connect past its deadline");
+        CHECK(con->error == std::errc::timed_out);
+        CHECK_FALSE(con->socket.valid());
+        CHECK(clock::now() - t0 >= 50ms);
+        CHECK(Gated::returned() == 0); // it did not wait for the lookup
+        Gated::open_gate();
+        wait_until("lookup returned", [] { return Gated::returned() == 1; });
+    }
+    {
+        Gated::reset();
+        std::stop_source stop;
+        tracker tr;
+        std::optional<outcome> con;
+        start(tr, asock::tcp_connect<asock::default_platform, Gated>(e, "blocked.test", l.port(), 1h, stop.get_token()),
+              con);
+        wait_until("lookup entered", [] { return Gated::entered() == 1; });
+        stop.request_stop();
+        tr.wait(e, "stopped connect");
+        CHECK(con->error == std::errc::operation_canceled);
+        Gated::open_gate();
+        wait_until("lookup returned", [] { return Gated::returned() == 1; });
+    }
+    std::this_thread::sleep_for(20ms);
+    drain(e);
 }
 
 } // namespace asock_scenarios::timing

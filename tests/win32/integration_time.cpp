@@ -50,3 +50,13 @@ TEST_CASE("integration: a scope joins 200 connection handlers; shutdown with han
     timing::shutdown_with_blocked_handlers(engine_with(threads), 20);
     timing::engine_destroy_completes_sleeps(engine_with(threads));
 }
+
+TEST_CASE("integration: connect with a deadline: in time; a lookup that hangs ends timed_out; a stop request ends it "
+          "cancelled",
+          "[win32][integration][timeout][tcp]")
+{
+    const unsigned threads = GENERATE(0u, 1u);
+    CAPTURE(threads);
+    auto e = engine_with(threads);
+    timing::connect_with_deadline<asock_tests::gated_resolver_os<asock::win32::resolver_os>>(*e);
+}
