@@ -102,6 +102,7 @@ TEST_CASE("the timer queue (FIFO list for in-order deadlines, heap for the rest)
                 // Mostly in order (a constant timeout), sometimes earlier.
                 const long d = (rng() % 5 == 0) ? clock_ms + static_cast<long>(rng() % 10) : clock_ms + 20;
                 nodes[i].deadline = timer_clock::time_point{} + std::chrono::milliseconds(d);
+                nodes[i].withdrawn = false; // a fresh node each time (a node is added once)
                 REQUIRE(q.add(&nodes[i], noop_arm));
                 model.insert({d, nodes[i].sequence});
                 in[i] = true;
@@ -320,4 +321,33 @@ TEST_CASE("post runs a function on the engine's loop, and destroying the engine 
     asock::post(*e, [&] { ++ran; });
     e->dec_ref(); // never polled again: the destruction runs it
     CHECK(ran == 2);
+}
+
+TEST_CASE("regression: a cancel that comes before the timer is queued makes the add refuse it, so the waiter never "
+          "touches its node after a successful add",
+          "[timers][regression]")
+{
+    // TSan found sleep_awaitable reading its own flag after add_timer, while
+    // the timer had already fired on an engine thread and the awaiter was
+    // resumed and gone. Now a cancel that comes first marks the node
+    // (remove() before add()), add() refuses it, and the waiter finishes on
+    // the adding thread; after a successful add it reads nothing of itself.
+    asock::detail::timer_queue q;
+    const auto noop_arm = [](timer_clock::time_point) {};
+    timer_node n;
+    n.deadline = timer_clock::time_point{} + 1s;
+    CHECK_FALSE(q.remove(&n)); // not queued: marked
+    CHECK_FALSE(q.add(&n, noop_arm));
+    CHECK_FALSE(n.queued);
+    timer_node m;
+    m.deadline = timer_clock::time_point{} + 1s;
+    CHECK(q.add(&m, noop_arm));
+    CHECK(q.remove(&m));
+    CHECK_FALSE(q.add(&m, noop_arm)); // a node is added once
+
+    test_env env;
+    timer_node e_node;
+    e_node.deadline = fake().now() + 1s;
+    CHECK_FALSE(env.engine->cancel_timer(&e_node));
+    CHECK_FALSE(env.engine->add_timer(&e_node));
 }

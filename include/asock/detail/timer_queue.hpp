@@ -47,7 +47,7 @@ using timer_clock = std::chrono::steady_clock;
 /// A timer waiting in an engine. `run` (from work_item) is called when it is
 /// due, or at engine shutdown with `shutdown` set.
 //
-// Only `queued` needs a value before the node is added (the queue sets every
+// Only `queued` and `withdrawn` need a value before the node is added (the queue sets every
 // other field when it adds the node, and reads them only while it is
 // queued): a timeout's node costs no stores it does not need.
 struct timer_node : work_item {
@@ -57,6 +57,7 @@ struct timer_node : work_item {
     timer_node* sibling;      ///< Next sibling in the heap, or next in the FIFO list.
     timer_node* prev;         ///< Previous sibling or list entry, or the parent of a first child.
     bool queued = false;      ///< In the queue (guarded by the queue's lock).
+    bool withdrawn = false;   ///< remove() came before add(): add() refuses it (guarded by the lock).
     bool in_list;             ///< In the queue's FIFO list rather than its heap.
     bool shutdown;            ///< Fired because the engine is being destroyed (set when taken).
 };
@@ -172,12 +173,15 @@ public:
     using time_point = timer_clock::time_point;
     static constexpr time_point never = time_point::max();
 
-    /// Queues `n` (deadline set). False, and `n` not queued, once close() ran.
+    /// Queues `n` (deadline set). False, and `n` not queued, once close() ran,
+    /// or when remove(n) came first: a waiter cancelled before its timer was
+    /// queued finishes then, on the adding thread, and never has to touch the
+    /// node again after a successful add (which may fire at once elsewhere).
     template <class Arm>
     bool add(timer_node* n, Arm&& arm) noexcept
     {
         std::lock_guard<word_mutex> lk(mu_);
-        if (closed_) {
+        if (closed_ || n->withdrawn) {
             return false;
         }
         n->sequence = next_sequence_++;
@@ -196,9 +200,11 @@ public:
     }
 
     /// Removes `n` if it is still queued; true when it was (it will not run).
+    /// A node not queued yet is marked so that add() refuses it.
     bool remove(timer_node* n) noexcept
     {
         std::lock_guard<word_mutex> lk(mu_);
+        n->withdrawn = true; // a node is added at most once
         if (!n->queued) {
             return false;
         }

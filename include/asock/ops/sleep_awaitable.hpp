@@ -126,14 +126,11 @@ private:
             }
         }
         node_.run = &on_fired;
+        // Refused when the engine is shutting down, or when a cancel came
+        // first (its cancel_timer marked the node). Once added, the timer may
+        // fire on another thread at once and the awaiter be resumed and
+        // gone: nothing of `this` is touched after a successful add.
         if (!engine_->add_timer(&node_)) {
-            result_ = timer_result::cancelled; // the engine is shutting down
-            return false;
-        }
-        // A cancel that came before the node was queued found nothing to
-        // withdraw: withdraw it here. If this fails, the timer fired or a
-        // concurrent cancel withdrew it, and either resumes us.
-        if (cancel_requested_.load(std::memory_order_acquire) && engine_->cancel_timer(&node_)) {
             result_ = timer_result::cancelled;
             return false;
         }

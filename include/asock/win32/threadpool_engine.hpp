@@ -206,14 +206,15 @@ public:
     /// Queues a timer; it runs (node->run) on an engine thread when due (a
     /// pool thread, or the caller's loop for an engine with threads = 0), or
     /// with `shutdown` set on the destroying thread when the engine is
-    /// destroyed first. False once the engine is being destroyed: the node is
-    /// not queued.
+    /// destroyed first. False once the engine is being destroyed, or when
+    /// cancel_timer came first: the node is not queued.
     bool add_timer(asock::detail::timer_node* node) noexcept
     {
         return timers_.add(node, [this](clock::time_point t) { arm_os_timer(t); });
     }
 
-    /// Withdraws a queued timer; true when it was still queued (it will not run).
+    /// Withdraws a queued timer; true when it was still queued (it will not
+    /// run). Called before add_timer, it makes add_timer refuse the node.
     bool cancel_timer(asock::detail::timer_node* node) noexcept { return timers_.remove(node); }
 
     // ---- socket cores ----------------------------------------------------------
