@@ -18,22 +18,14 @@ asock::engine_ref<asock::engine> engine_with(unsigned threads)
 }
 } // namespace
 
-TEST_CASE("integration: with_timeout on a silent peer; 5,000 rounds of timeouts racing data lose no byte (1,000 on "
-          "the caller-run loop)",
+TEST_CASE("integration: with_timeout on a silent peer; 5,000 rounds of timeouts racing data lose no byte",
           "[win32][integration][timeout]")
 {
     const unsigned threads = GENERATE(0u, 1u, 4u);
     CAPTURE(threads);
     auto e = engine_with(threads);
     timing::timeout_on_silent_peer(*e);
-    // Under Wine, this harness's way of running the caller's loop (run_one(10)
-    // steps while it polls for the coroutines' end) makes a round about ten
-    // times slower than on a pool: 26 s for 5,000 rounds on an idle machine,
-    // against 2 s. The engine itself is not slower: the same race run by
-    // sync_wait(engine, ...) takes 0.59 s for 1,000 rounds with threads = 0
-    // and 0.61 s with one pool thread. Fewer rounds there, so that a loaded
-    // machine stays far from the hang guard; the pools run the full 5,000.
-    timing::timeout_races_data(*e, threads == 0 ? 1000 : 5000);
+    timing::timeout_races_data(*e, 5000);
 }
 
 TEST_CASE("integration: when_any of a receive and a sleep; when_all of a send and a receive",

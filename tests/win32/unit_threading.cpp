@@ -2,7 +2,12 @@
 // threads in the Windows backend, over the fake Win32 layer.
 #include "unit_support.hpp"
 
+#include <asock/detail/word_mutex.hpp>
+
+#include <mutex>
 #include <stop_token>
+#include <thread>
+#include <vector>
 
 using namespace asock_wtest;
 using asock::receive_result;
@@ -904,4 +909,31 @@ TEST_CASE("engine without threads: work the loop never ran runs when the engine 
     CHECK(log == std::vector<int>{1, 2});
     CHECK(a.on_loop);
     CHECK(fake().wsa_cleanups() == 1);
+}
+
+TEST_CASE("regression: detail::word_mutex under contention never loses a wake-up (the timer queue's lock)",
+          "[win32][threading][regression]")
+{
+    // With libstdc++ on mingw-w64, std::atomic::wait can lose a wake-up
+    // (include/asock/detail/toolchain.hpp); word_mutex's contended path slept
+    // on it, and the engines' timer queue hung under Wine with four pool
+    // threads. On that toolchain word_mutex is now std::mutex. Four threads
+    // hammer one lock; a lost wake-up would stop one of them for good.
+    asock::detail::word_mutex mu;
+    long counter = 0;
+    constexpr int threads = 4;
+    constexpr int rounds = 100000;
+    std::vector<std::thread> ts;
+    for (int t = 0; t < threads; ++t) {
+        ts.emplace_back([&] {
+            for (int i = 0; i < rounds; ++i) {
+                std::lock_guard lk(mu);
+                ++counter;
+            }
+        });
+    }
+    for (auto& t : ts) {
+        t.join();
+    }
+    CHECK(counter == long{threads} * rounds);
 }

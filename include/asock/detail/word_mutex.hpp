@@ -8,12 +8,37 @@
 // instance several threads sending on one socket, which holds the lock across
 // the send system call) waiters park on the word with std::atomic::wait rather
 // than spin, so a long hold costs no CPU.
+//
+// Not with libstdc++ on mingw-w64: there std::atomic::wait has no futex and
+// can lose a wake-up (include/asock/detail/toolchain.hpp), and a waiter that
+// misses the holder's unlock sleeps forever on a free lock. This was seen as
+// a hang of the engine's timer queue under Wine with four pool threads. On
+// that toolchain word_mutex is std::mutex under the same interface.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <mutex>
 
 namespace asock::detail {
+
+#if defined(__MINGW32__) && defined(__GLIBCXX__)
+
+class word_mutex {
+public:
+    word_mutex() noexcept = default;
+    word_mutex(const word_mutex&) = delete;
+    word_mutex& operator=(const word_mutex&) = delete;
+
+    void lock() noexcept { m_.lock(); }
+    bool try_lock() noexcept { return m_.try_lock(); }
+    void unlock() noexcept { m_.unlock(); }
+
+private:
+    std::mutex m_;
+};
+
+#else
 
 class word_mutex {
 public:
@@ -58,5 +83,7 @@ private:
 
     std::atomic<std::uint32_t> state_{unlocked};
 };
+
+#endif
 
 } // namespace asock::detail
