@@ -23,6 +23,8 @@
 // Failures: `fail_epoll_create`, `fail_eventfd_create`, `fail_epoll_add`,
 // `fail_shutdown_send` hold an errno the next such call fails with (0: succeed).
 // Half-closes (shutdown_send, SHUT_WR) are recorded in `shutdown_send_fds`.
+// TCP_INQ: `tcp_inq` makes enable_inq succeed (calls in `enable_inq_fds`);
+// recv_iov_inq then reports the bytes left in the script (bytes_left).
 #pragma once
 
 #include <asock/async_socket.hpp>
@@ -55,6 +57,7 @@ namespace asock_test {
 struct call_record {
     std::vector<std::size_t> lengths; ///< iov_len of each iovec, in order.
     std::string offered;              ///< (send) the bytes the iovecs named, concatenated.
+    bool inq = false;                 ///< (recv) made with recv_iov_inq: asked for the bytes left.
 };
 
 /// One scripted answer.
@@ -108,6 +111,21 @@ struct fake_endpoint {
         const std::size_t n = step.what == io_step::kind::accept ? std::min(step.limit, offered.size()) : offered.size();
         wire.append(offered, 0, n);
         return static_cast<long>(n);
+    }
+
+    /// What TCP_INQ would report now: the bytes of the data steps ahead;
+    /// 1 when only the end of the stream (or a scripted failure) is ahead,
+    /// as the kernel reports 1 for a pending FIN; 0 for an empty script.
+    int bytes_left() const
+    {
+        std::size_t n = 0;
+        for (const io_step& st : recv_script) {
+            if (st.what != io_step::kind::data) {
+                return n != 0 ? static_cast<int>(n) : 1;
+            }
+            n += st.bytes.size();
+        }
+        return static_cast<int>(n);
     }
 
     long do_recv(iovec* iov, int count)
@@ -218,6 +236,8 @@ public:
         shutdown_send_fds.clear();
         fail_shutdown_send = 0;
         closed_fds.clear();
+        tcp_inq = false;
+        enable_inq_fds.clear();
     }
 
     // ---- scripting ----------------------------------------------------------
@@ -349,6 +369,11 @@ public:
     std::vector<int> shutdown_send_fds;
     /// The errno the next shutdown_send call fails with (0: it succeeds).
     int fail_shutdown_send = 0;
+    /// Whether enable_inq (TCP_INQ) succeeds on fake sockets; off by default,
+    /// as on a Unix socket: receives then never report what is left.
+    bool tcp_inq = false;
+    /// Every enable_inq call, in order, by descriptor.
+    std::vector<int> enable_inq_fds;
     std::vector<int> closed_fds;
 
     // ---- the Sys side ---------------------------------------------------------
@@ -521,6 +546,38 @@ public:
         return s != nullptr ? s->ep.do_recv(iov, count) : bad_fd();
     }
 
+    int sys_enable_inq(int fd)
+    {
+        std::lock_guard lk(mu_);
+        enable_inq_fds.push_back(fd);
+        if (find(fd, fd_kind::socket) == nullptr) {
+            return static_cast<int>(bad_fd());
+        }
+        if (!tcp_inq) {
+            errno = EOPNOTSUPP;
+            return -1;
+        }
+        return 0;
+    }
+
+    /// recv_iov with TCP_INQ's answer: `inq` is what is left after the call
+    /// (fake_endpoint::bytes_left), or -1 when the call returned no bytes.
+    long sys_recv_iov_inq(int fd, iovec* iov, int count, int& inq)
+    {
+        std::lock_guard lk(mu_);
+        inq = -1;
+        fd_state* s = find(fd, fd_kind::socket);
+        if (s == nullptr) {
+            return bad_fd();
+        }
+        const long r = s->ep.do_recv(iov, count);
+        s->ep.recvs.back().inq = true;
+        if (r > 0) {
+            inq = s->ep.bytes_left();
+        }
+        return r;
+    }
+
     short sys_poll_now(int fd, short events)
     {
         std::lock_guard lk(mu_);
@@ -677,6 +734,11 @@ struct fake_sys {
     {
         iovec iov{data, length};
         return fake().sys_recv_iov(fd, &iov, 1);
+    }
+    static int enable_inq(int fd) noexcept { return fake().sys_enable_inq(fd); }
+    static ssize_t recv_iov_inq(int fd, iovec* iov, int count, int& inq) noexcept
+    {
+        return fake().sys_recv_iov_inq(fd, iov, count, inq);
     }
     static short poll_now(int fd, short events) noexcept { return fake().sys_poll_now(fd, events); }
     static int shutdown(int fd) noexcept { return fake().sys_shutdown(fd); }

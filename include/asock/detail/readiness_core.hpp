@@ -62,6 +62,13 @@ inline constexpr std::uint32_t rdhup = 1u << 4; ///< the peer shut down its send
 
 enum class io_status : std::uint8_t { done, would_block, failed };
 
+/// What a policy's receive_some can tell about the bytes left behind its
+/// call: `none`: nothing was left to read when the call returned, so anything
+/// arriving later raises a new edge (and no end of stream was pending);
+/// `more`: something is left (bytes, or the end of the stream); `unknown`:
+/// the call cannot say (a short read from the kernel still means `none`).
+enum class rest : std::uint8_t { unknown, none, more };
+
 /// Points in the core where a test's policy may run code of its own
 /// (`static void schedule_point(readiness::schedule_point)`), to force an
 /// interleaving that chance would hit once in thousands of runs. A real
@@ -89,7 +96,7 @@ template <class Io>
 concept readiness_io = requires(typename Io::engine_type& engine, int fd, std::uint64_t token,
                                 const const_buffer* out, mutable_buffer* in, std::uint32_t count,
                                 std::uint32_t offset, std::size_t& asked, std::uint32_t& covered,
-                                notify_io_type type, work_item* item) {
+                                bool hinted, readiness::rest& left, notify_io_type type, work_item* item) {
     typename Io::engine_type;
     engine.post(item);
     /// Whether the native path can serve `fd` (a socket, not a pipe or file).
@@ -104,8 +111,13 @@ concept readiness_io = requires(typename Io::engine_type& engine, int fd, std::u
     /// `asked` is set to the bytes offered.
     { Io::send_some(fd, out, count, offset, asked) } -> std::same_as<long>;
     /// Receives into in[0..count), as many buffers as one call takes;
-    /// `covered` is set to how many buffers were offered, `asked` to their bytes.
-    { Io::receive_some(fd, in, count, covered, asked) } -> std::same_as<long>;
+    /// `covered` is set to how many buffers were offered, `asked` to their
+    /// bytes. With `hinted` (enable_receive_hint succeeded for `fd`) the call
+    /// also reports what it left behind in `left`; otherwise `left` is unknown.
+    { Io::receive_some(fd, in, count, hinted, covered, asked, left) } -> std::same_as<long>;
+    /// Asks the OS to report, with each receive, whether bytes are left
+    /// (Linux: TCP_INQ). False: not available for `fd`; receives stay unhinted.
+    { Io::enable_receive_hint(fd) } -> std::same_as<bool>;
     /// Ends the sending direction of `fd` (a FIN after the bytes already
     /// handed over); receiving goes on. 0, or -1 with errno set.
     { Io::shutdown_send(fd) } -> std::same_as<int>;
@@ -142,6 +154,7 @@ public:
             std::lock_guard lk(read_.mu);
             maybe_readable_ = true; // unknown: the first receive tries the call
             read_final_ = false;
+            receive_hint_ = hint_state::untried;
         }
         // A new generation: events harvested for the previous socket of this
         // core carry the old one and are dropped from now on. Pending event
@@ -847,13 +860,15 @@ private:
             long n;
             std::uint32_t asked;
             std::uint32_t covered = 1; // buffers this call was offered
+            readiness::rest left = readiness::rest::unknown; // what the kernel call left behind
             if (transport_.on_recv != nullptr) {
                 const mutable_buffer& b = op.buffers[index];
                 asked = b.size - offset;
                 n = transport_.on_recv(transport_.on_recv_context, static_cast<char*>(b.data) + offset, asked);
             } else {
                 std::size_t bytes = 0;
-                n = Io::receive_some(fd_, op.buffers + index, op.count - index, covered, bytes);
+                n = Io::receive_some(fd_, op.buffers + index, op.count - index, receive_hint_ == hint_state::on,
+                                     covered, bytes, left);
                 asked = static_cast<std::uint32_t>(bytes);
             }
             if (n < 0) {
@@ -896,12 +911,26 @@ private:
                 }
                 continue; // custom transports may return short counts: read until EAGAIN or full
             }
-            if (static_cast<std::uint32_t>(n) < asked) {
-                // The kernel had no more: a short read drains the socket, so
-                // anything arriving after it raises a new edge.
+            const bool filled = static_cast<std::uint32_t>(n) == asked;
+            if (left == readiness::rest::none || (left == readiness::rest::unknown && !filled)) {
+                // The kernel had no more: a short read drains the socket, and
+                // so does any read after which the kernel says nothing is left
+                // (an exact fill included); anything arriving after it raises
+                // a new edge, so the next receive waits for that edge instead
+                // of making a call that could only fail with EAGAIN.
                 // Not after a hang-up: the FIN behind the data raises no edge.
                 maybe_readable_ = read_final_;
                 break;
+            }
+            if (!filled) {
+                break; // short, but bytes arrived meanwhile (left == more): the next receive tries
+            }
+            if (left == readiness::rest::unknown && receive_hint_ == hint_state::untried) {
+                // Filled to the last byte without knowing what is left: the
+                // next receive would have to try a call that may only fail.
+                // Ask the kernel to say from now on (once per socket, and only
+                // for sockets whose receives fill their buffers exactly).
+                receive_hint_ = Io::enable_receive_hint(fd_) ? hint_state::on : hint_state::off;
             }
             index += covered;
         }
@@ -985,7 +1014,8 @@ private:
     bool opened_ = false;
     asock::detail::send_direction sends_; // guarded by write_.mu
     // Guarded by read_.mu. False once a receive call found the socket drained
-    // (EAGAIN, or a short read from the kernel); true again at the next edge.
+    // (EAGAIN, a short read from the kernel, or a read after which the kernel
+    // said nothing was left: readiness::rest::none); true again at the next edge.
     // While false, a receive queues without a call that could only fail:
     // edge-triggered epoll reports whatever arrives after the drain.
     bool maybe_readable_ = true;
@@ -993,6 +1023,10 @@ private:
     // (or the error) stays readable without a further edge, so a short read
     // no longer means drained.
     bool read_final_ = false;
+    // Guarded by read_.mu. Whether kernel receives report what they left
+    // behind (Io::enable_receive_hint, tried at the first exact fill).
+    enum class hint_state : std::uint8_t { untried, on, off };
+    hint_state receive_hint_ = hint_state::untried;
     asock::detail::socket_lifecycle lifecycle_;
     std::atomic<std::uint64_t> dispatch_{0}; // see `running` .. `generation`
     // Counted deliveries in progress: stop requests delivering a completion,

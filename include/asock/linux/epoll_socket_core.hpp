@@ -85,13 +85,20 @@ struct epoll_io {
         return Sys::send_iov(fd, iov, static_cast<int>(n));
     }
 
-    static long receive_some(int fd, const mutable_buffer* bufs, std::uint32_t count, std::uint32_t& covered,
-                             std::size_t& asked) noexcept
+    /// With `hinted`, one recvmsg that also reads the kernel's count of
+    /// bytes left (TCP_INQ's control message): 0 is readiness::rest::none.
+    static long receive_some(int fd, const mutable_buffer* bufs, std::uint32_t count, bool hinted,
+                             std::uint32_t& covered, std::size_t& asked, asock::detail::readiness::rest& left) noexcept
     {
+        left = asock::detail::readiness::rest::unknown;
         if (count == 1) {
             covered = 1;
             asked = bufs[0].size;
-            return Sys::recv_one(fd, bufs[0].data, asked);
+            if (!hinted) {
+                return Sys::recv_one(fd, bufs[0].data, asked);
+            }
+            iovec one{bufs[0].data, bufs[0].size};
+            return receive_hinted(fd, &one, 1, left);
         }
         iovec iov[max_iov];
         std::uint32_t n = 0;
@@ -102,8 +109,23 @@ struct epoll_io {
             asked += bufs[n].size;
         }
         covered = n;
-        return Sys::recv_iov(fd, iov, static_cast<int>(n));
+        return hinted ? receive_hinted(fd, iov, static_cast<int>(n), left)
+                      : Sys::recv_iov(fd, iov, static_cast<int>(n));
     }
+
+    static long receive_hinted(int fd, iovec* iov, int n, asock::detail::readiness::rest& left) noexcept
+    {
+        namespace r = asock::detail::readiness;
+        int inq = -1;
+        const long got = Sys::recv_iov_inq(fd, iov, n, inq);
+        if (got > 0 && inq >= 0) {
+            left = inq == 0 ? r::rest::none : r::rest::more;
+        }
+        return got;
+    }
+
+    /// TCP_INQ on `fd` (Linux 4.18+, TCP only; a Unix socket says no).
+    static bool enable_receive_hint(int fd) noexcept { return Sys::enable_inq(fd) == 0; }
 
     /// Half-close: shutdown(fd, SHUT_WR).
     static int shutdown_send(int fd) noexcept { return Sys::shutdown_send(fd); }

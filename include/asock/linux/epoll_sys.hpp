@@ -12,8 +12,11 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <ctime>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -146,6 +149,38 @@ struct epoll_sys {
         msg.msg_iov = iov;
         msg.msg_iovlen = static_cast<std::size_t>(count);
         return ::recvmsg(fd, &msg, MSG_DONTWAIT);
+    }
+
+    /// Asks the kernel to attach the count of bytes left in the receive
+    /// queue to every recvmsg with room for it (TCP_INQ; fails on a non-TCP
+    /// socket or a kernel before 4.18). 0, or -1 with errno set.
+    static int enable_inq(int fd) noexcept
+    {
+        const int one = 1;
+        return ::setsockopt(fd, IPPROTO_TCP, TCP_INQ, &one, sizeof one);
+    }
+
+    /// recv_iov that also reads TCP_INQ's control message: `inq` is set to
+    /// the bytes left after the call (non-zero, too, when only the end of
+    /// the stream is left), or -1 when the message did not come.
+    static ssize_t recv_iov_inq(int fd, iovec* iov, int count, int& inq) noexcept
+    {
+        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+        msghdr msg{};
+        msg.msg_iov = iov;
+        msg.msg_iovlen = static_cast<std::size_t>(count);
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+        const ssize_t r = ::recvmsg(fd, &msg, MSG_DONTWAIT);
+        inq = -1;
+        // The control buffer has room for one message, and TCP_INQ's is the
+        // only one this socket asked for.
+        const cmsghdr* c = CMSG_FIRSTHDR(&msg);
+        if (r > 0 && c != nullptr && c->cmsg_level == IPPROTO_TCP && c->cmsg_type == TCP_CM_INQ &&
+            c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+            std::memcpy(&inq, CMSG_DATA(c), sizeof inq);
+        }
+        return r;
     }
 
     /// Current readiness of `fd` (a zero-timeout poll): POLLIN / POLLOUT / POLLERR / POLLHUP / POLLRDHUP bits.
