@@ -7,10 +7,12 @@
 // The shim is thin: every async socket operation maps onto the callback form
 // of asock::async_socket<Platform> (include/asock/async_socket.hpp), which
 // owns the state machine, the queues and the exactly-once delivery. What the
-// shim adds per accepted operation is one allocation: a record holding the
-// C++ operation, the C callback and context, and a copy of the caller's
-// buffer array (the spec lets the caller reuse that array as soon as the call
-// returns). The record is freed just before its C callback is called.
+// shim adds per accepted operation is a record holding the C++ operation, the
+// C callback and context, and a copy of the caller's buffer array (the spec
+// lets the caller reuse that array as soon as the call returns). Records come
+// from a per-socket pool and go back to it just before their C callback is
+// called, so that steady-state operations allocate nothing (see "per-operation
+// records" below).
 //
 // Platforms: the shim runs on asock::default_platform (asock/default_platform.hpp:
 // the epoll backend on Linux, the threadpool-IO backend on Windows, or what
@@ -42,6 +44,7 @@
 #include <asock/async_socket.hpp>
 #include <asock/buffer.hpp>
 #include <asock/default_platform.hpp>
+#include <asock/detail/word_mutex.hpp>
 #include <asock/platform.hpp>
 #include <asock/results.hpp>
 #include <asock/transport.hpp>
@@ -50,6 +53,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <mutex>
 #include <new>
 #include <type_traits>
@@ -126,37 +130,162 @@ inline bool valid_payload(const ASYNC_SOCKET_BUFFER* payload, std::uint32_t coun
 
 // ---- per-operation records ----------------------------------------------------
 //
-// One allocation holds the record and, right after it, the copied buffer array.
+// Every accepted send, receive or notify needs a record that lives until its
+// callback: the C++ operation (asock/async_socket.hpp's send_operation and
+// friends), the C callback and context, and a copy of the caller's buffer
+// array. Records are recycled through a per-socket pool of each kind
+// (record_pool, held by ASYNC_SOCKET_TAG), so that steady-state operations
+// allocate nothing:
+//
+// - acquire() takes a free record of the pool or, when there is none (the
+//   first operations, or more in flight at once than ever before), allocates
+//   one;
+// - the record's completion hook gives it back (release()) before it calls
+//   the C callback, so the callback may start the next operation on the same
+//   record. A core never touches an operation after calling its hook
+//   (asock/detail/delivery.hpp: deliver() pops the operation before calling
+//   it; the other call sites return right after; the shim relied on this
+//   before, when it freed the record there), so a record is free from the
+//   moment its hook runs. The hook copies the callback and context out
+//   before release() and does not touch the record after it;
+// - a pool keeps at most max_cached_records free records; a release beyond
+//   that frees the record (a burst of many operations in flight may allocate,
+//   and the socket does not keep its peak forever);
+// - the pools are freed with the socket (ASYNC_SOCKET_TAG's destructor), after
+//   the C++ socket's destruction has delivered every outstanding operation
+//   and waited for every running hook: nothing can release a record after it.
+//
+// Buffer arrays of up to inline_buffer_count descriptors are copied into the
+// record itself; a longer one gets an array of its own, allocated at the start
+// and freed by release().
 
-template <class Record, class Buffer>
-Record* new_record(std::uint32_t count) noexcept
-{
-    static_assert(sizeof(Record) % alignof(Buffer) == 0);
-    const std::size_t bytes = sizeof(Record) + std::size_t{count} * sizeof(Buffer);
-    void* mem = ::operator new(bytes, std::nothrow);
-    return mem != nullptr ? ::new (mem) Record() : nullptr;
-}
+/// Buffer descriptors a send or receive record holds without allocating.
+inline constexpr std::uint32_t inline_buffer_count = 8;
+/// Free records of each kind a socket keeps for reuse.
+inline constexpr std::uint32_t max_cached_records = 64;
 
+/// A socket's free records of one kind: a stack linked through
+/// Record::next_free, guarded by a word lock (taken twice per operation,
+/// almost never contended: the operations of one kind on one socket).
 template <class Record>
-void delete_record(Record* r) noexcept
-{
-    r->~Record();
-    ::operator delete(static_cast<void*>(r));
-}
+class record_pool {
+public:
+    record_pool() noexcept = default;
+    record_pool(const record_pool&) = delete;
+    record_pool& operator=(const record_pool&) = delete;
+    ~record_pool()
+    {
+        while (Record* r = head_) {
+            head_ = r->next_free;
+            delete r;
+        }
+    }
+
+    /// A record ready for one operation (its C++ operation freshly
+    /// constructed), or null when none is free and allocating failed.
+    Record* acquire() noexcept
+    {
+        Record* r;
+        {
+            std::lock_guard lk(mu_);
+            r = head_;
+            if (r != nullptr) {
+                head_ = r->next_free;
+                --size_;
+            }
+        }
+        if (r == nullptr) {
+            r = new (std::nothrow) Record();
+            if (r != nullptr) {
+                r->pool = this;
+            }
+            return r;
+        }
+        // A record as new for every operation, as the C++ path's awaitables
+        // construct theirs: nothing of the previous operation carries over.
+        std::destroy_at(&r->op);
+        std::construct_at(&r->op);
+        return r;
+    }
+
+    /// Takes back a record whose operation is over (its hook is running, or
+    /// it was rejected): kept for reuse, or freed when the pool is full.
+    void release(Record* r) noexcept
+    {
+        r->drop_buffers();
+        {
+            std::lock_guard lk(mu_);
+            if (size_ < max_cached_records) {
+                r->next_free = head_;
+                head_ = r;
+                ++size_;
+                return;
+            }
+        }
+        delete r;
+    }
+
+private:
+    asock::detail::word_mutex mu_;
+    Record* head_ = nullptr;
+    std::uint32_t size_ = 0;
+};
+
+/// The buffer array of a send or receive record: inline for up to
+/// inline_buffer_count descriptors, else allocated per operation.
+template <class Buffer>
+struct record_buffers {
+    Buffer* heap = nullptr; ///< The array of an operation with more than inline_buffer_count buffers.
+    Buffer inline_array[inline_buffer_count];
+
+    record_buffers() noexcept = default;
+    record_buffers(const record_buffers&) = delete;
+    record_buffers& operator=(const record_buffers&) = delete;
+    ~record_buffers() { delete[] heap; }
+
+    /// Copies the caller's descriptors; the copy lives until drop(). Null when
+    /// a long array cannot be allocated.
+    const Buffer* copy(const ASYNC_SOCKET_BUFFER* payload, std::uint32_t count) noexcept
+    {
+        Buffer* out = inline_array;
+        if (count > inline_buffer_count) {
+            heap = new (std::nothrow) Buffer[count];
+            if (heap == nullptr) {
+                return nullptr;
+            }
+            out = heap;
+        }
+        for (std::uint32_t i = 0; i < count; ++i) {
+            out[i] = Buffer(payload[i].buffer, payload[i].length);
+        }
+        return out;
+    }
+
+    void drop() noexcept
+    {
+        if (heap != nullptr) {
+            delete[] heap;
+            heap = nullptr;
+        }
+    }
+};
 
 struct send_record {
     asock::send_operation op;
     ON_ASYNC_SOCKET_SEND_COMPLETE on_complete = nullptr;
     void* context = nullptr;
+    record_pool<send_record>* pool = nullptr;
+    send_record* next_free = nullptr;
+    record_buffers<asock::const_buffer> buffers;
 
-    asock::const_buffer* buffers() noexcept { return reinterpret_cast<asock::const_buffer*>(this + 1); }
+    void drop_buffers() noexcept { buffers.drop(); }
 
     static void complete(void* self, asock::send_result result) noexcept
     {
         auto* r = static_cast<send_record*>(self);
         const ON_ASYNC_SOCKET_SEND_COMPLETE cb = r->on_complete;
         void* const ctx = r->context;
-        delete_record(r);
+        r->pool->release(r); // from here on `r` may be another operation's
         cb(ctx, to_c(result));
     }
 };
@@ -165,15 +294,18 @@ struct receive_record {
     asock::receive_operation op;
     ON_ASYNC_SOCKET_RECEIVE_COMPLETE on_complete = nullptr;
     void* context = nullptr;
+    record_pool<receive_record>* pool = nullptr;
+    receive_record* next_free = nullptr;
+    record_buffers<asock::mutable_buffer> buffers;
 
-    asock::mutable_buffer* buffers() noexcept { return reinterpret_cast<asock::mutable_buffer*>(this + 1); }
+    void drop_buffers() noexcept { buffers.drop(); }
 
     static void complete(void* self, asock::receive_result result, std::uint32_t bytes) noexcept
     {
         auto* r = static_cast<receive_record*>(self);
         const ON_ASYNC_SOCKET_RECEIVE_COMPLETE cb = r->on_complete;
         void* const ctx = r->context;
-        delete_record(r);
+        r->pool->release(r); // from here on `r` may be another operation's
         cb(ctx, to_c(result), result == asock::receive_result::ok ? bytes : 0u);
     }
 };
@@ -182,13 +314,17 @@ struct notify_record {
     asock::notify_operation op;
     ON_ASYNC_SOCKET_NOTIFY_IO_COMPLETE on_complete = nullptr;
     void* context = nullptr;
+    record_pool<notify_record>* pool = nullptr;
+    notify_record* next_free = nullptr;
+
+    void drop_buffers() noexcept {}
 
     static void complete(void* self, asock::notify_io_result result) noexcept
     {
         auto* r = static_cast<notify_record*>(self);
         const ON_ASYNC_SOCKET_NOTIFY_IO_COMPLETE cb = r->on_complete;
         void* const ctx = r->context;
-        delete_record(r);
+        r->pool->release(r); // from here on `r` may be another operation's
         cb(ctx, to_c(result));
     }
 };
@@ -251,13 +387,30 @@ inline platform_state& platform_globals() noexcept
 
 } // namespace asock::c_api
 
-/// The C API's async socket: the C++ socket plus the C custom transport.
+/// The C API's async socket: the C++ socket, the C custom transport, and the
+/// socket's free operation records.
 struct ASYNC_SOCKET_TAG {
+    asock::c_api::record_pool<asock::c_api::send_record> send_records;
+    asock::c_api::record_pool<asock::c_api::receive_record> receive_records;
+    asock::c_api::record_pool<asock::c_api::notify_record> notify_records;
     asock::c_api::socket_type socket;
     ON_ASYNC_SOCKET_SEND on_send = nullptr;
     void* on_send_context = nullptr;
     ON_ASYNC_SOCKET_RECV on_recv = nullptr;
     void* on_recv_context = nullptr;
+
+    ASYNC_SOCKET_TAG() noexcept = default;
+    ASYNC_SOCKET_TAG(const ASYNC_SOCKET_TAG&) = delete;
+    ASYNC_SOCKET_TAG& operator=(const ASYNC_SOCKET_TAG&) = delete;
+    ~ASYNC_SOCKET_TAG()
+    {
+        // The C++ socket goes first: it delivers every outstanding operation
+        // and waits for hooks running on other threads, which give their
+        // records back to the pools. The pools, destroyed after this body,
+        // then free every record (members are destroyed in reverse order;
+        // resetting here keeps that from depending on the declaration order).
+        socket = asock::c_api::socket_type{};
+    }
 };
 
 namespace asock::c_api {
@@ -470,22 +623,24 @@ ASOCK_C_API ASYNC_SOCKET_SEND_SYNC_RESULT async_socket_send_async(ASYNC_SOCKET_H
     if (async_socket->socket.state() != asock::socket_state::open) {
         return ASYNC_SOCKET_SEND_SYNC_NOT_OPEN;
     }
-    send_record* r = new_record<send_record, asock::const_buffer>(buffer_count);
+    send_record* r = async_socket->send_records.acquire();
     if (r == nullptr) {
         return ASYNC_SOCKET_SEND_SYNC_ERROR;
     }
-    asock::const_buffer* bufs = r->buffers();
-    for (std::uint32_t i = 0; i < buffer_count; ++i) {
-        ::new (&bufs[i]) asock::const_buffer(payload[i].buffer, payload[i].length);
+    const asock::const_buffer* bufs = r->buffers.copy(payload, buffer_count);
+    if (bufs == nullptr) {
+        async_socket->send_records.release(r);
+        return ASYNC_SOCKET_SEND_SYNC_ERROR;
     }
     r->on_complete = on_send_complete;
     r->context = on_send_complete_context;
     const std::span<const asock::const_buffer> list(bufs, buffer_count); // in the record: lives until the callback
     const asock::send_sync_result result = async_socket->socket.send_async(r->op, list, &send_record::complete, r);
     if (result != asock::send_sync_result::ok) {
-        delete_record(r);
+        async_socket->send_records.release(r); // rejected: no hook was or will be called
     }
-    // On ok the record belongs to the callback (which may already have run).
+    // On ok neither the record nor the socket may be touched: the callback
+    // (which may already have run) may have reused the one or destroyed the other.
     return to_c(result);
 }
 
@@ -500,20 +655,21 @@ ASOCK_C_API int async_socket_receive_async(ASYNC_SOCKET_HANDLE async_socket, ASY
     if (async_socket->socket.state() != asock::socket_state::open) {
         return 1;
     }
-    receive_record* r = new_record<receive_record, asock::mutable_buffer>(buffer_count);
+    receive_record* r = async_socket->receive_records.acquire();
     if (r == nullptr) {
         return 1;
     }
-    asock::mutable_buffer* bufs = r->buffers();
-    for (std::uint32_t i = 0; i < buffer_count; ++i) {
-        ::new (&bufs[i]) asock::mutable_buffer(payload[i].buffer, payload[i].length);
+    const asock::mutable_buffer* bufs = r->buffers.copy(payload, buffer_count);
+    if (bufs == nullptr) {
+        async_socket->receive_records.release(r);
+        return 1;
     }
     r->on_complete = on_receive_complete;
     r->context = on_receive_complete_context;
     const std::span<const asock::mutable_buffer> list(bufs, buffer_count); // in the record: lives until the callback
     if (async_socket->socket.receive_async(r->op, list, &receive_record::complete, r) !=
         asock::start_result::started) {
-        delete_record(r);
+        async_socket->receive_records.release(r); // rejected: no hook was or will be called
         return 1;
     }
     return 0;
@@ -539,7 +695,7 @@ ASOCK_C_API int async_socket_notify_io_async(ASYNC_SOCKET_HANDLE async_socket, A
         if (async_socket->socket.state() != asock::socket_state::open) {
             return 1;
         }
-        notify_record* r = new_record<notify_record, asock::const_buffer>(0);
+        notify_record* r = async_socket->notify_records.acquire();
         if (r == nullptr) {
             return 1;
         }
@@ -547,7 +703,7 @@ ASOCK_C_API int async_socket_notify_io_async(ASYNC_SOCKET_HANDLE async_socket, A
         r->context = on_notify_io_complete_context;
         if (async_socket->socket.notify_io_async(r->op, type, &notify_record::complete, r) !=
             asock::start_result::started) {
-            delete_record(r);
+            async_socket->notify_records.release(r); // rejected: no hook was or will be called
             return 1;
         }
         return 0;
