@@ -30,7 +30,7 @@
 // destructors, and nothing is leaked.
 #pragma once
 
-#include <asock/detail/combinator.hpp>
+#include <asock/spawn.hpp>
 
 #include <atomic>
 #include <coroutine>
@@ -120,15 +120,8 @@ public:
     join_awaitable join() noexcept { return join_awaitable(*this); }
 
 private:
-    struct child_coro {
-        struct promise_type {
-            child_coro get_return_object() const noexcept { return {}; }
-            std::suspend_never initial_suspend() const noexcept { return {}; }
-            std::suspend_never final_suspend() const noexcept { return {}; }
-            void return_void() const noexcept {}
-            [[noreturn]] void unhandled_exception() const noexcept { std::terminate(); }
-        };
-    };
+    // A child is a detached coroutine (asock/spawn.hpp) that reports its end.
+    using child_coro = detail::detached_coro;
 
     template <class F>
     static child_coro run_factory_child(task_scope* self, F f)

@@ -8,6 +8,7 @@
 // Both return the awaitable's result, or rethrow its exception.
 #pragma once
 
+#include <asock/detail/awaiter.hpp>
 #include <asock/detail/operation.hpp>
 #include <asock/detail/sync_wait_probe.hpp>
 
@@ -26,24 +27,6 @@
 namespace asock {
 
 namespace detail {
-
-template <class A>
-using await_result_t = decltype(std::declval<A>().await_resume());
-
-// decltype(auto): an awaitable that is its own awaiter comes back as a
-// reference, so non-movable ones (asock's socket awaitables) work too.
-template <class A>
-decltype(auto) get_awaiter(A&& a)
-{
-    if constexpr (requires { std::forward<A>(a).operator co_await(); }) {
-        return std::forward<A>(a).operator co_await();
-    } else {
-        return std::forward<A>(a);
-    }
-}
-
-template <class A>
-using awaitable_result_t = decltype(get_awaiter(std::declval<A>()).await_resume());
 
 /// A bare coroutine that awaits one awaitable and then signals.
 struct sync_wait_coro {

@@ -26,9 +26,8 @@
 #pragma once
 
 #include <asock/detail/combinator.hpp>
-#include <asock/ops/sleep_awaitable.hpp>
+#include <asock/detail/timer_queue.hpp>
 #include <asock/time.hpp>
-#include <asock/when_any.hpp>
 
 #include <atomic>
 
@@ -80,7 +79,6 @@ public:
     bool launch(detail::op_listener* l) noexcept { return start(detail::continuation(l)); }
     void request_cancel() noexcept
     {
-        cancelled_.store(true, std::memory_order_release);
         op_.request_cancel();
         withdraw_timer();
     }
@@ -115,15 +113,12 @@ private:
         if (!op_.launch(&slot_)) {
             return false; // finished during the start: no timer, not timed out
         }
-        if (due_ || cancelled_.load(std::memory_order_acquire) || !engine_->add_timer(&node_)) {
-            // Already due, cancelled before the timer existed, or the engine
-            // is shutting down: the timer's part ends here, as if it fired
-            // (but only a due deadline is a timeout).
+        // Refused when the engine is shutting down, or when the operation's
+        // finish or a cancel came first: each withdrew the node before it was
+        // queued (detail::timer_queue). Already due or refused, the timer's
+        // part ends here, as if it fired (only a due deadline is a timeout).
+        if (due_ || !engine_->add_timer(&node_)) {
             timer_fired(due_);
-        } else if (winner_.load(std::memory_order_acquire) == op_won || cancelled_.load(std::memory_order_acquire)) {
-            // The operation finished (or a cancel came) while the timer was
-            // being added: withdraw it.
-            withdraw_timer();
         }
         return !release();
     }
@@ -135,9 +130,8 @@ private:
     void timer_fired(bool is_timeout) noexcept
     {
         int expected = nobody;
-        if (is_timeout && winner_.compare_exchange_strong(expected, timer_won, std::memory_order_acq_rel)) {
-            op_.request_cancel();
-        } else if (!is_timeout) {
+        if (is_timeout ? winner_.compare_exchange_strong(expected, timer_won, std::memory_order_acq_rel)
+                       : winner_.load(std::memory_order_acquire) != op_won) {
             op_.request_cancel();
         }
         if (release()) {
@@ -164,8 +158,9 @@ private:
         timeout_awaitable* self = static_cast<slot_type*>(l)->self;
         int expected = nobody;
         if (self->winner_.compare_exchange_strong(expected, op_won, std::memory_order_acq_rel)) {
-            // Not queued yet (the start adds it after launch and then sees
-            // op_won), or queued: withdrawn here; or firing: it reports itself.
+            // Queued: withdrawn here. Not queued yet: marked, so that the
+            // start's add refuses it and ends the timer's part. Firing: it
+            // reports itself.
             if (self->engine_->cancel_timer(&self->node_)) {
                 self->remaining_.fetch_sub(1, std::memory_order_acq_rel); // the start or the op still holds one
             }
@@ -182,7 +177,6 @@ private:
     detail::continuation cont_;
     std::atomic<int> remaining_{0};
     std::atomic<int> winner_{nobody};
-    std::atomic<bool> cancelled_{false};
     bool due_ = false;
 };
 

@@ -20,6 +20,7 @@
 // cannot move, are held by reference and must outlive the combinator.
 #pragma once
 
+#include <asock/detail/awaiter.hpp>
 #include <asock/detail/continuation.hpp>
 
 #include <array>
@@ -42,20 +43,6 @@ namespace asock::detail {
 
 template <class T>
 using value_or_monostate = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
-
-/// The awaiter of `a` (its operator co_await, or itself).
-template <class A>
-decltype(auto) awaiter_of(A&& a)
-{
-    if constexpr (requires { static_cast<A&&>(a).operator co_await(); }) {
-        return static_cast<A&&>(a).operator co_await();
-    } else {
-        return static_cast<A&&>(a);
-    }
-}
-
-template <class A>
-using co_await_result_t = decltype(awaiter_of(std::declval<A>()).await_resume());
 
 // ---- the driver coroutine ---------------------------------------------------
 
@@ -95,7 +82,7 @@ struct driver {
 template <class X, class Out>
 driver drive(X& x, Out& out)
 {
-    if constexpr (std::is_void_v<co_await_result_t<X&&>>) {
+    if constexpr (std::is_void_v<awaitable_result_t<X&&>>) {
         co_await static_cast<X&&>(x);
         out.emplace();
     } else {
@@ -107,7 +94,7 @@ driver drive(X& x, Out& out)
 template <class X>
 class driven {
 public:
-    using value_type = value_or_monostate<co_await_result_t<X&&>>;
+    using value_type = value_or_monostate<awaitable_result_t<X&&>>;
 
     driven() noexcept = default;
     /// Before launch only (nothing to carry over).

@@ -36,6 +36,7 @@
 #include <asock/detail/word_mutex.hpp>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <mutex>
 
@@ -333,14 +334,18 @@ private:
     bool closed_ = false;
 };
 
-/// Runs each node of a list from timer_queue (take_due / close).
-inline void run_timer_list(timer_node* list) noexcept
+/// Runs each node of a list from timer_queue (take_due / close); returns
+/// how many ran.
+inline std::size_t run_timer_list(timer_node* list) noexcept
 {
+    std::size_t n = 0;
     while (list != nullptr) {
         auto* next = static_cast<timer_node*>(list->next);
         list->run(list);
         list = next;
+        ++n;
     }
+    return n;
 }
 
 } // namespace asock::detail

@@ -384,14 +384,8 @@ private:
 
     std::size_t run_due_timers() noexcept
     {
-        asock::detail::timer_node* due =
-            timers_.take_due(Sys::now(), [this](clock::time_point t) { Sys::timerfd_arm(tfd_, t); });
-        std::size_t n = 0;
-        for (auto* p = due; p != nullptr; p = static_cast<asock::detail::timer_node*>(p->next)) {
-            ++n;
-        }
-        asock::detail::run_timer_list(due);
-        return n;
+        return asock::detail::run_timer_list(
+            timers_.take_due(Sys::now(), [this](clock::time_point t) { Sys::timerfd_arm(tfd_, t); }));
     }
 
     std::size_t run_posted() noexcept
