@@ -60,6 +60,15 @@ CALLGRIND = {
 }
 
 
+# Implementations run from a second program (--baseline): name -> (program, name in that program).
+BASELINE = {}
+
+
+def program_for(binary, impl):
+    """The program and the name to run `impl` with: a baseline's "NAME@before" runs NAME from that program."""
+    return BASELINE.get(impl, (binary, impl))
+
+
 def log(msg):
     print(msg, file=sys.stderr, flush=True)
 
@@ -74,14 +83,17 @@ def list_impls(binary):
 
 
 def run_once(binary, impl, args, warmup, count, timeout):
-    cmd = [binary, "--impl", impl] + args + ["--warmup", str(warmup), "--count", str(count)]
+    binary, real = program_for(binary, impl)
+    cmd = [binary, "--impl", real] + args + ["--warmup", str(warmup), "--count", str(count)]
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"impl": impl, "ok": False, "error": "timed out after %d s" % timeout}
     line = p.stdout.strip().splitlines()[-1] if p.stdout.strip() else ""
     try:
-        return json.loads(line)
+        res = json.loads(line)
+        res["impl"] = impl
+        return res
     except ValueError:
         return {"impl": impl, "ok": False, "error": "no result (exit %d): %s" % (p.returncode, p.stderr.strip()[-300:])}
 
@@ -110,8 +122,9 @@ def strip_file(name):
 def callgrind_profile(binary, impl, args, warmup, count, workdir, timeout):
     """Runs once under callgrind; returns (total Ir, {function: self Ir})."""
     out = os.path.join(workdir, "callgrind.%s.%d.out" % (impl, count))
+    binary, real = program_for(binary, impl)
     cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out,
-           binary, "--impl", impl] + args + ["--warmup", str(warmup), "--count", str(count)]
+           binary, "--impl", real] + args + ["--warmup", str(warmup), "--count", str(count)]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if p.returncode != 0 or not os.path.exists(out):
         raise RuntimeError("callgrind run failed: %s" % p.stderr.strip()[-300:])
@@ -215,7 +228,8 @@ SYSCALLS = {"pingpong-1": (["--workload", "pingpong", "--connections", "1"], 200
 
 def strace_counts(binary, impl, args, warmup, count, workdir, timeout):
     out = os.path.join(workdir, "strace.%s.%d" % (impl, count))
-    cmd = ["strace", "-f", "-c", "-o", out, binary, "--impl", impl] + args + ["--warmup", str(warmup), "--count", str(count)]
+    binary, real = program_for(binary, impl)
+    cmd = ["strace", "-f", "-c", "-o", out, binary, "--impl", real] + args + ["--warmup", str(warmup), "--count", str(count)]
     subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=True)
     counts = {}
     with open(out) as f:
@@ -362,6 +376,10 @@ def write_markdown(path, meta, impls, summary, instructions, syscalls=None):
     L.append("Measured %s on `%s` (%s, %d cores), %s build, commit %s; %d round(s), load average %s before, %s after%s." % (
         meta["date"], meta["host"], meta["kernel"], meta["cores"], meta["build"], meta["commit"], meta["rounds"],
         meta["load_before"], meta["load_after"], "; **" + meta["note"] + "**" if meta.get("note") else ""))
+    if meta.get("baseline"):
+        L.append("")
+        L.append("Rows marked with a tag in brackets ran from a second program, `%s`, interleaved with the others." %
+                 meta["baseline"])
     L.append("")
     have_runs = any(e["rounds"] or e["failed"] for st in summary.values() for e in st["workloads"].values())
     if have_runs:
@@ -614,6 +632,11 @@ def main():
     ap.add_argument("--note", default="", help="a remark printed with the results (e.g. 'busy machine')")
     ap.add_argument("--build", default="Release", help="build type, for the record")
     ap.add_argument("--timeout", type=int, default=180, help="seconds before one run is abandoned")
+    ap.add_argument("--baseline", metavar="BIN[:TAG]",
+                    help="a second asock_bench (say, built from an earlier commit) whose implementations run "
+                         "interleaved with the others, as NAME@TAG (TAG defaults to 'before')")
+    ap.add_argument("--baseline-impls", default="asock,asock-c",
+                    help="comma-separated implementations taken from --baseline (default asock,asock-c)")
     args = ap.parse_args()
 
     if args.from_json:
@@ -629,6 +652,14 @@ def main():
     if args.impls:
         wanted = args.impls.split(",")
         impls = [i for i in impls if i[0] in wanted]
+    if args.baseline:
+        bin2, _sep, tag = args.baseline.partition(":")
+        tag = tag or "before"
+        wanted = args.baseline_impls.split(",")
+        for name, label in list_impls(bin2):
+            if name in wanted:
+                BASELINE[name + "@" + tag] = (bin2, name)
+                impls.append((name + "@" + tag, "%s (%s)" % (label, tag)))
     if REFERENCE not in [i[0] for i in impls]:
         log("note: without '%s' there are no ratios" % REFERENCE)
     workloads = args.workloads.split(",") if args.workloads else list(WORKLOADS)
@@ -655,6 +686,7 @@ def main():
         "long": args.long,
         "note": args.note,
         "load_before": loadavg(),
+        "baseline": args.baseline or "",
     }
 
     runs = []
