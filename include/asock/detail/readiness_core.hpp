@@ -754,7 +754,7 @@ private:
             if (try_receive(static_cast<receive_op&>(*op), err) == readiness::io_status::would_block) {
                 break;
             }
-            read_.ops.unlink(op);
+            read_.ops.pop_front(); // `op`
             hand_over(done, op);
         }
     }
@@ -774,7 +774,7 @@ private:
             if (st == readiness::io_status::would_block) {
                 break;
             }
-            write_.ops.unlink(op);
+            write_.ops.pop_front(); // `op`
             s.result = st == readiness::io_status::done ? send_result::ok : send_failure_result(err);
             if (st == readiness::io_status::failed) {
                 sends_.drop_fin(); // a send before the FIN failed: the FIN is not sent
