@@ -43,23 +43,60 @@ inline constexpr std::uint32_t socket_event_mask = EPOLLIN | EPOLLOUT | EPOLLRDH
 /// relies on pthread_cancel: every function of the backend is noexcept, so a
 /// cancellation acted upon inside one would terminate the program rather
 /// than unwind it. syscall(2) is not a cancellation point, sets errno as the
-/// wrappers do, and costs a handful of instructions.
+/// wrappers do, and costs a handful of instructions; on x86_64 the call is
+/// made inline (direct::call6).
 namespace direct {
+#if defined(__x86_64__)
+// The syscall instruction itself (the kernel's x86_64 calling convention:
+// number in rax, arguments in rdi, rsi, rdx, r10, r8, r9; rcx and r11 are
+// clobbered), with errno set as syscall(2) sets it. Inline, this also saves
+// syscall(2)'s call and argument shuffle, about 15 instructions a call.
+inline long call6(long n, long a1, long a2, long a3, long a4, long a5, long a6) noexcept
+{
+    long r;
+    register long r10 __asm__("r10") = a4;
+    register long r8 __asm__("r8") = a5;
+    register long r9 __asm__("r9") = a6;
+    __asm__ volatile("syscall"
+                     : "=a"(r)
+                     : "a"(n), "D"(a1), "S"(a2), "d"(a3), "r"(r10), "r"(r8), "r"(r9)
+                     : "rcx", "r11", "memory");
+    if (static_cast<unsigned long>(r) > static_cast<unsigned long>(-4096L)) {
+        errno = static_cast<int>(-r);
+        return -1;
+    }
+    return r;
+}
+#else
+inline long call6(long n, long a1, long a2, long a3, long a4, long a5, long a6) noexcept
+{
+    return ::syscall(n, a1, a2, a3, a4, a5, a6);
+}
+#endif
+
+inline long arg(const void* p) noexcept { return static_cast<long>(reinterpret_cast<std::uintptr_t>(p)); }
+
 inline ssize_t sendto(int fd, const void* data, std::size_t length, int flags) noexcept
 {
-    return ::syscall(SYS_sendto, fd, data, length, flags, nullptr, 0);
+    return call6(SYS_sendto, fd, arg(data), static_cast<long>(length), flags, 0, 0);
 }
 inline ssize_t recvfrom(int fd, void* data, std::size_t length, int flags) noexcept
 {
-    return ::syscall(SYS_recvfrom, fd, data, length, flags, nullptr, nullptr);
+    return call6(SYS_recvfrom, fd, arg(data), static_cast<long>(length), flags, 0, 0);
 }
-inline ssize_t sendmsg(int fd, const msghdr* msg, int flags) noexcept { return ::syscall(SYS_sendmsg, fd, msg, flags); }
-inline ssize_t recvmsg(int fd, msghdr* msg, int flags) noexcept { return ::syscall(SYS_recvmsg, fd, msg, flags); }
+inline ssize_t sendmsg(int fd, const msghdr* msg, int flags) noexcept
+{
+    return call6(SYS_sendmsg, fd, arg(msg), flags, 0, 0, 0);
+}
+inline ssize_t recvmsg(int fd, msghdr* msg, int flags) noexcept
+{
+    return call6(SYS_recvmsg, fd, arg(msg), flags, 0, 0, 0);
+}
 /// epoll_pwait with no signal mask is epoll_wait (which some architectures,
 /// aarch64 among them, do not have as a system call of its own).
 inline int epoll_wait(int epfd, epoll_event* events, int max_events, int timeout_ms) noexcept
 {
-    return static_cast<int>(::syscall(SYS_epoll_pwait, epfd, events, max_events, timeout_ms, nullptr, 0));
+    return static_cast<int>(call6(SYS_epoll_pwait, epfd, arg(events), max_events, timeout_ms, 0, 0));
 }
 } // namespace direct
 
