@@ -363,7 +363,7 @@ private:
             return send_sync_result::ok;
         }
         int err = 0;
-        const std::uint32_t skips = write_skips_.load(std::memory_order_relaxed); // before the call: see write_interest_
+        const std::uint32_t skips = write_skips_.load(std::memory_order_acquire); // before the call: see write_interest_
         auto st = try_send(op, err);
         if (st == readiness::io_status::would_block && !write_interest_.load(std::memory_order_relaxed) &&
             publish_write_interest(skips)) {
@@ -1085,7 +1085,7 @@ private:
     // edge, and cleared by a dispatch that finds nothing waiting on the
     // write side (both under the write lock); while it is clear, dispatches
     // skip the write side of their events (write_side_needed). No edge is
-    // lost by that; all four accesses below are seq_cst:
+    // lost by that (A, B, F and G below are seq_cst):
     // - A dispatch that skips announced it first (write_skips_ + 1, A) and
     //   then found the interest clear (B). A send publishes the interest (F)
     //   after a call that would block (S) and then reads write_skips_ (G);
@@ -1095,7 +1095,9 @@ private:
     //   calls again and finds the space that edge announced (or queues, and
     //   every later dispatch sees the interest and takes the write lock). If
     //   C did see it, the skipped edge was harvested before S, and S found
-    //   no room after it: the next room raises a new edge.
+    //   no room after it: the next room raises a new edge. (C is an
+    //   acquire load and A a read-modify-write: the harvest happens before
+    //   C, which is sequenced before S.)
     // - An out-notify publishes the interest before it looks (readiness_now,
     //   under the write lock): a dispatch that still found it clear
     //   harvested its edge before that look, which then sees the readiness.
