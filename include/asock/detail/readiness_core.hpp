@@ -720,15 +720,18 @@ private:
                     pump_sends(done);
                 }
                 complete_ready_notifies(write_.notifies, evs, done);
-            }
-            if (write_.ops.empty() && write_.notifies.empty() && !transport_.is_set()) {
-                // Nothing waits for a write edge any more (a connect's
-                // out-notify, a send that had to wait): later dispatches may
-                // skip the write side again. Under the write lock, as every
-                // publication is: a send or notify that is about to wait
-                // either ran before (and is queued, so this is not reached)
-                // or runs after, finds the interest clear and publishes it.
-                write_interest_.store(false, std::memory_order_relaxed);
+                if (write_.ops.empty() && write_.notifies.empty() && !transport_.is_set()) {
+                    // Nothing waits for a write edge any more (a connect's
+                    // out-notify, a send that had to wait): later dispatches
+                    // may skip the write side again. Under the write lock, as
+                    // every publication is: a send or notify that is about to
+                    // wait either ran before (and is queued, so this is not
+                    // reached) or runs after, finds the interest clear and
+                    // publishes it. Only while OPEN: a dispatch of an event
+                    // harvested for the previous socket of this core may run
+                    // while the next one is attached (transport_ written).
+                    write_interest_.store(false, std::memory_order_relaxed);
+                }
             }
         }
         // A hook may close or destroy this socket: that takes (and delivers)
