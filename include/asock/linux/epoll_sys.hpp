@@ -44,8 +44,34 @@ inline constexpr std::uint32_t socket_event_mask = EPOLLIN | EPOLLOUT | EPOLLRDH
 /// cancellation acted upon inside one would terminate the program rather
 /// than unwind it. syscall(2) is not a cancellation point, sets errno as the
 /// wrappers do, and costs a handful of instructions; on x86_64 the call is
-/// made inline (direct::call6).
+/// made inline (direct::call6). Under a sanitizer the wrappers stay: the
+/// sanitizers model what they do (ThreadSanitizer the synchronisation
+/// through descriptors, AddressSanitizer the buffers handed to the kernel).
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define ASOCK_DETAIL_LIBC_SYSCALLS 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
+#define ASOCK_DETAIL_LIBC_SYSCALLS 1
+#endif
+#endif
+
 namespace direct {
+#if defined(ASOCK_DETAIL_LIBC_SYSCALLS)
+inline ssize_t sendto(int fd, const void* data, std::size_t length, int flags) noexcept
+{
+    return ::send(fd, data, length, flags);
+}
+inline ssize_t recvfrom(int fd, void* data, std::size_t length, int flags) noexcept
+{
+    return ::recv(fd, data, length, flags);
+}
+inline ssize_t sendmsg(int fd, const msghdr* msg, int flags) noexcept { return ::sendmsg(fd, msg, flags); }
+inline ssize_t recvmsg(int fd, msghdr* msg, int flags) noexcept { return ::recvmsg(fd, msg, flags); }
+inline int epoll_wait(int epfd, epoll_event* events, int max_events, int timeout_ms) noexcept
+{
+    return ::epoll_wait(epfd, events, max_events, timeout_ms);
+}
+#else
 #if defined(__x86_64__)
 // The syscall instruction itself (the kernel's x86_64 calling convention:
 // number in rax, arguments in rdi, rsi, rdx, r10, r8, r9; rcx and r11 are
@@ -98,6 +124,7 @@ inline int epoll_wait(int epfd, epoll_event* events, int max_events, int timeout
 {
     return static_cast<int>(call6(SYS_epoll_pwait, epfd, arg(events), max_events, timeout_ms, 0, 0));
 }
+#endif
 } // namespace direct
 
 struct epoll_sys {
