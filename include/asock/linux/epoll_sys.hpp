@@ -118,11 +118,15 @@ inline ssize_t recvmsg(int fd, msghdr* msg, int flags) noexcept
 {
     return call6(SYS_recvmsg, fd, arg(msg), flags, 0, 0, 0);
 }
-/// epoll_pwait with no signal mask is epoll_wait (which some architectures,
-/// aarch64 among them, do not have as a system call of its own).
+/// The call libc's epoll_wait makes: epoll_wait where the architecture has
+/// it, else epoll_pwait with no signal mask (aarch64, among others).
 inline int epoll_wait(int epfd, epoll_event* events, int max_events, int timeout_ms) noexcept
 {
+#if defined(SYS_epoll_wait)
+    return static_cast<int>(call6(SYS_epoll_wait, epfd, arg(events), max_events, timeout_ms, 0, 0));
+#else
     return static_cast<int>(call6(SYS_epoll_pwait, epfd, arg(events), max_events, timeout_ms, 0, 0));
+#endif
 }
 #endif
 } // namespace direct
