@@ -230,6 +230,7 @@ public:
         on_epoll_add = nullptr;
         on_eventfd_drain = nullptr;
         on_schedule_point = nullptr;
+        on_socket_send = nullptr;
         epoll_add_calls = epoll_del_calls = epoll_wait_calls = eventfd_signals = 0;
         deleted_fds.clear();
         shutdown_fds.clear();
@@ -330,6 +331,9 @@ public:
     /// asock::detail::readiness::schedule_point), on the thread that reached
     /// it, outside the fake's lock. Set it before the threads that reach it start.
     std::function<void(asock::detail::readiness::schedule_point)> on_schedule_point;
+    /// Run at the start of each socket send call (send_iov / send_one),
+    /// before it answers, with the descriptor.
+    std::function<void(int)> on_socket_send;
 
     // ---- inspection ---------------------------------------------------------
 
@@ -534,6 +538,9 @@ public:
 
     long sys_send_iov(int fd, const iovec* iov, int count)
     {
+        if (on_socket_send) {
+            on_socket_send(fd); // outside the fake's lock: it may drive an engine
+        }
         std::lock_guard lk(mu_);
         fd_state* s = find(fd, fd_kind::socket);
         return s != nullptr ? s->ep.do_send(iov, count) : bad_fd();

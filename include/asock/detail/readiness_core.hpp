@@ -179,6 +179,9 @@ public:
         owner_ = owner;
         opened_ = true;
         sends_.reset();
+        // A custom transport's sends are its own business: its write side
+        // is always looked at. (No send of this socket has started yet.)
+        write_interest_.store(transport_.is_set(), std::memory_order_relaxed);
         set_state(socket_state::open);
         return open_result::ok;
     }
@@ -360,7 +363,13 @@ private:
             return send_sync_result::ok;
         }
         int err = 0;
-        switch (try_send(op, err)) {
+        const std::uint32_t skips = write_skips_.load(std::memory_order_acquire); // before the call: see write_interest_
+        auto st = try_send(op, err);
+        if (st == readiness::io_status::would_block && !write_interest_.load(std::memory_order_relaxed) &&
+            publish_write_interest(skips)) {
+            st = try_send(op, err); // the edge of the space freed since may have been skipped: look again
+        }
+        switch (st) {
         case readiness::io_status::done:
             op.result = send_result::ok;
             done = true;
@@ -461,6 +470,9 @@ public:
         }
         if (asock::detail::finished_by_early_stop(op, done)) {
             return start_result::started;
+        }
+        if (&sd == &write_ && !write_interest_.load(std::memory_order_relaxed)) {
+            publish_write_interest(0); // before the look: see write_interest_
         }
         const std::uint32_t evs = Io::readiness_now(fd_, op.type);
         if (!notify_ready(op, evs)) {
@@ -699,7 +711,7 @@ private:
                 }
             }
         }
-        if ((evs & (ev_out | ev_err | ev_hup | ev_rdhup)) != 0) {
+        if ((evs & (ev_out | ev_err | ev_hup | ev_rdhup)) != 0 && write_side_needed()) {
             std::lock_guard lk(write_.mu);
             mark_taken(write_.finished);
             done.splice_back(write_.finished); // earlier sends' callbacks go first
@@ -708,12 +720,50 @@ private:
                     pump_sends(done);
                 }
                 complete_ready_notifies(write_.notifies, evs, done);
+                if (write_.ops.empty() && write_.notifies.empty() && !transport_.is_set()) {
+                    // Nothing waits for a write edge any more (a connect's
+                    // out-notify, a send that had to wait): later dispatches
+                    // may skip the write side again. Under the write lock, as
+                    // every publication is: a send or notify that is about to
+                    // wait either ran before (and is queued, so this is not
+                    // reached) or runs after, finds the interest clear and
+                    // publishes it. Only while OPEN: a dispatch of an event
+                    // harvested for the previous socket of this core may run
+                    // while the next one is attached (transport_ written).
+                    write_interest_.store(false, std::memory_order_relaxed);
+                }
             }
         }
         // A hook may close or destroy this socket: that takes (and delivers)
         // the rest of `done` through the frame before it returns.
         detail::deliver(done, completion_mode::engine_thread);
         frame.pending = nullptr;
+    }
+
+    // Whether a write-side event needs the write side looked at: not while no
+    // send or out-notify of this socket ever had to wait (write_interest_).
+    // Edge-triggered epoll reports EPOLLOUT with every event of a writable
+    // socket, so this spares a request/response socket the write lock and
+    // the pumps at each incoming message. See write_interest_ for why an
+    // edge is never lost by it.
+    bool write_side_needed() noexcept
+    {
+        if (write_interest_.load(std::memory_order_seq_cst)) {
+            return true;
+        }
+        write_skips_.fetch_add(1, std::memory_order_seq_cst); // announce the skip, then look again
+        return write_interest_.load(std::memory_order_seq_cst);
+    }
+
+    // Before a send or out-notify can wait for a write edge (write lock
+    // held): publishes the interest. `skips_before` is write_skips_
+    // as read before the system call that found the socket not writable:
+    // when it changed, a dispatch may have skipped, after that call, the
+    // edge this operation waits for, and the caller looks again.
+    bool publish_write_interest(std::uint32_t skips_before) noexcept
+    {
+        write_interest_.store(true, std::memory_order_seq_cst);
+        return write_skips_.load(std::memory_order_seq_cst) != skips_before;
     }
 
     // Spec 04_008..04_011: error first, then hang-up (abandoned), then readiness.
@@ -754,7 +804,7 @@ private:
             if (try_receive(static_cast<receive_op&>(*op), err) == readiness::io_status::would_block) {
                 break;
             }
-            read_.ops.unlink(op);
+            read_.ops.pop_front(); // `op`
             hand_over(done, op);
         }
     }
@@ -774,7 +824,7 @@ private:
             if (st == readiness::io_status::would_block) {
                 break;
             }
-            write_.ops.unlink(op);
+            write_.ops.pop_front(); // `op`
             s.result = st == readiness::io_status::done ? send_result::ok : send_failure_result(err);
             if (st == readiness::io_status::failed) {
                 sends_.drop_fin(); // a send before the FIN failed: the FIN is not sent
@@ -1034,6 +1084,31 @@ private:
     // wait for those of other threads.
     std::atomic<std::uint32_t> deliveries_{0};
     std::atomic<bool> kick_pending_{false};
+    // Set before any send or out-notify of this socket may wait for a write
+    // edge, and cleared by a dispatch that finds nothing waiting on the
+    // write side (both under the write lock); while it is clear, dispatches
+    // skip the write side of their events (write_side_needed). No edge is
+    // lost by that (A, B, F and G below are seq_cst):
+    // - A dispatch that skips announced it first (write_skips_ + 1, A) and
+    //   then found the interest clear (B). A send publishes the interest (F)
+    //   after a call that would block (S) and then reads write_skips_ (G);
+    //   it read write_skips_ also before S (C). B read clear, so B precedes
+    //   F, and A precedes G: G sees A's increment. If C did not, the skip
+    //   came after C, so its edge may be one S could not see: the send
+    //   calls again and finds the space that edge announced (or queues, and
+    //   every later dispatch sees the interest and takes the write lock). If
+    //   C did see it, the skipped edge was harvested before S, and S found
+    //   no room after it: the next room raises a new edge. (C is an
+    //   acquire load and A a read-modify-write: the harvest happens before
+    //   C, which is sequenced before S.)
+    // - An out-notify publishes the interest before it looks (readiness_now,
+    //   under the write lock): a dispatch that still found it clear
+    //   harvested its edge before that look, which then sees the readiness.
+    // - Anything queued on the write side (sends, notifies) got there
+    //   through one of those two, and the finished list is delivered by the
+    //   kick that whoever filled it posts.
+    std::atomic<bool> write_interest_{false};
+    std::atomic<std::uint32_t> write_skips_{0};
     kick_item kick_item_{};
     side read_;
     side write_;

@@ -393,6 +393,9 @@ private:
         // Work that this thread posts while running posted work (a callback
         // starting a receive posts a kick) runs in the same pass, a few rounds
         // deep, rather than after another epoll_wait.
+        if (detail::tls_loop.head == nullptr && !has_posted_.load(std::memory_order_acquire)) {
+            return 0; // the common case after an event batch: nothing posted
+        }
         std::size_t n = run_posted_once();
         for (int round = 0; round < 8 && detail::tls_loop.head != nullptr; ++round) {
             n += run_posted_once();

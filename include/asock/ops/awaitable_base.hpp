@@ -77,19 +77,25 @@ protected:
             // either not yet queued (start() then sees cancel_requested) or queued.
             stop_cb_.emplace(token_, stop_handler{this});
         }
-        // Under sync_wait(awaitable) on this thread: tell it which engine the
-        // wait depends on (detail/sync_wait_probe.hpp).
-        sync_wait_probe* probe = c.is_coroutine() ? tls_sync_wait : nullptr;
-        if (probe != nullptr) {
-            note_suspension(probe, core_->engine());
-        }
         // After start() queues the record this awaitable may already be resumed
         // and destroyed on another thread: touch nothing of `this` below.
-        const bool suspended = start();
-        if (probe != nullptr && !suspended) {
-            probe->engine = nullptr;
+        const bool coroutine = c.is_coroutine();
+        const auto& engine = core_->engine();
+        if (!start()) {
+            return false;
         }
-        return suspended;
+        // Suspended under sync_wait(awaitable) on this thread: tell it which
+        // engine the wait depends on (detail/sync_wait_probe.hpp). Only the
+        // engine's address is stored; the probe lives in sync_wait's frame,
+        // which waits at least until this call returns (this thread is the
+        // one that runs its coroutine's first steps). Done after the start,
+        // so that the common finish inside the start pays nothing for it.
+        if (coroutine) {
+            if (sync_wait_probe* probe = tls_sync_wait) {
+                note_suspension(probe, engine);
+            }
+        }
+        return true;
     }
 
     /// The check every await_ready starts with: no socket (a moved-from or
@@ -185,6 +191,16 @@ protected:
     bool ready_without_start() noexcept
     {
         if (this->no_socket()) {
+            return true;
+        }
+        if (this->state_.buffers == &single_) {
+            // One buffer (the common form): validate_buffers' rules for it,
+            // inline: not null, not empty (its size fits 32 bits by type).
+            if (single_.data != nullptr && single_.size != 0) {
+                this->state_.total = single_.size;
+                return false;
+            }
+            Op::set_invalid_argument(this->state_);
             return true;
         }
         if (!validate_buffers(this->state_.buffers, this->state_.count, this->state_.total)) {
