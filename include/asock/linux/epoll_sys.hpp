@@ -47,7 +47,10 @@ inline constexpr std::uint32_t socket_event_mask = EPOLLIN | EPOLLOUT | EPOLLRDH
 /// made inline (direct::call6). Under a sanitizer the wrappers stay: the
 /// sanitizers model what they do (ThreadSanitizer the synchronisation
 /// through descriptors, AddressSanitizer the buffers handed to the kernel).
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+/// A program that interposes on the libc socket calls (a kernel-bypass stack
+/// loaded with LD_PRELOAD, a fault-injection library) defines
+/// ASOCK_LIBC_SYSCALLS (CMake: -DASOCK_LIBC_SYSCALLS=ON) to keep the wrappers.
+#if defined(ASOCK_LIBC_SYSCALLS) || defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define ASOCK_DETAIL_LIBC_SYSCALLS 1
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
