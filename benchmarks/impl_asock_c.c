@@ -184,7 +184,35 @@ struct client {
     pthread_cond_t cv;
     int done;
     int rc;
+    /* The engine has several threads, so callbacks of different connections
+     * run at once (asock-c-default): the driver's progress count is then
+     * taken under progress_mu. `issued` and `active` are atomic in any case. */
+    int threaded;
+    pthread_mutex_t progress_mu;
 };
+
+static void client_progress(client* c)
+{
+    if (c->threaded) {
+        pthread_mutex_lock(&c->progress_mu);
+        bench_progress(c->run, 1);
+        pthread_mutex_unlock(&c->progress_mu);
+        return;
+    }
+    bench_progress(c->run, 1);
+}
+
+/* Claims the next round trip; 0 once every one was issued. */
+static int client_claim(client* c)
+{
+    return __atomic_fetch_add(&c->issued, 1, __ATOMIC_RELAXED) < c->cfg->total;
+}
+
+/* A connection has nothing more to do; 1 for the last one. */
+static int client_retire(client* c)
+{
+    return __atomic_sub_fetch(&c->active, 1, __ATOMIC_ACQ_REL) == 0;
+}
 
 static void client_finish(client* c, int rc)
 {
@@ -244,10 +272,10 @@ static void pingpong_received(void* context, ASYNC_SOCKET_RECEIVE_RESULT result,
         }
         return;
     }
-    bench_progress(c->run, 1);
-    if (c->issued < c->cfg->total) {
+    client_progress(c);
+    if (client_claim(c)) {
         pingpong_send(k);
-    } else if (--c->active == 0) {
+    } else if (client_retire(c)) {
         client_finish(c, 0);
     }
 }
@@ -271,7 +299,6 @@ static void pingpong_sent(void* context, ASYNC_SOCKET_SEND_RESULT result)
 static void pingpong_send(client_conn* k)
 {
     client* c = k->c;
-    ++c->issued;
     const ASYNC_SOCKET_BUFFER out = {c->message, c->cfg->message_size};
     if (async_socket_send_async(k->socket, &out, 1, pingpong_sent, k) != ASYNC_SOCKET_SEND_SYNC_OK) {
         client_fail(c, "asock C client: send");
@@ -287,9 +314,9 @@ static void pingpong_start(void* context, ASYNC_SOCKET_NOTIFY_IO_RESULT result)
         client_fail(c, "asock C client: not writable");
         return;
     }
-    if (c->issued < c->cfg->total) {
+    if (client_claim(c)) {
         pingpong_send(k);
-    } else if (--c->active == 0) {
+    } else if (client_retire(c)) {
         client_finish(c, 0);
     }
 }
@@ -471,6 +498,8 @@ static int run_with(const bench_config* cfg, bench_run* run, const EXECUTION_ENG
     c->port = s->port;
     memset(c->message, 'a', sizeof c->message);
     pthread_mutex_init(&c->mu, NULL);
+    pthread_mutex_init(&c->progress_mu, NULL);
+    c->threaded = engine_params == NULL || engine_params->min_thread_count > 1;
     pthread_cond_init(&c->cv, NULL);
     c->engine = execution_engine_create(engine_params);
     c->conns = calloc(cfg->connections, sizeof(client_conn));
@@ -521,6 +550,7 @@ client_out:
     }
     execution_engine_dec_ref(c->engine);
     pthread_mutex_destroy(&c->mu);
+    pthread_mutex_destroy(&c->progress_mu);
     pthread_cond_destroy(&c->cv);
 
     for (int i = 0; i < 5000 && __atomic_load_n(&s->live, __ATOMIC_ACQUIRE) != 0 && !bench_failed(run); ++i) {
