@@ -10,8 +10,8 @@
 // thread also keeps a thread-local queue of the work it posts to itself (no
 // system call). An engine with `threads = N >= 1` has N loops, one thread
 // each; an engine with `threads = 0` has one loop, run by whoever calls run(),
-// run_one() or poll() (several callers may run it at once: they share its
-// epoll instance, as all threads did before loops were split).
+// run_one() or poll() (several callers may run it at once; they then share its
+// epoll instance and its eventfd).
 //
 // A socket belongs to one loop. When a core registers its descriptor
 // (epoll_io::arm) the engine binds it to the loop serving the fewest sockets
@@ -56,8 +56,8 @@
 namespace asock::linux_epoll {
 
 struct engine_options {
-    /// Threads the engine starts for its event loop. 0: none; the caller runs
-    /// the loop with run() / run_one() / poll().
+    /// Threads the engine starts, each running an event loop of its own. 0:
+    /// none; one loop, which the caller runs with run() / run_one() / poll().
     unsigned threads = 1;
 };
 
