@@ -17,6 +17,10 @@
 //   queues itself after EAGAIN. A send queued behind others is not tried before
 //   them, and the write lock is held across each system call, so the bytes of
 //   concurrent sends never interleave.
+// - The policy places each socket when it registers it (Io::arm chooses where
+//   its events are handled; epoll: one of the engine's loops, one thread),
+//   and every item the core posts goes there (Io::post, core.post), so a
+//   socket's callbacks and resumptions run where its events do.
 // - Events are handled by at most one engine thread per socket at a time (the
 //   RUNNING bit of `dispatch_`); events arriving meanwhile are folded into the
 //   running dispatch. Completion hooks run with no lock held, so a callback or
