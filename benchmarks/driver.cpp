@@ -67,6 +67,7 @@ const bench_impl* const all_impls[] = {
     &bench_impl_asock_timeout,
 #ifdef ASOCK_BENCH_HAVE_SHIM
     &bench_impl_asock_c,
+    &bench_impl_asock_c_default,
 #endif
 #ifdef ASOCK_BENCH_HAVE_ASIO
     &bench_impl_asio,

@@ -17,6 +17,10 @@
 //   queues itself after EAGAIN. A send queued behind others is not tried before
 //   them, and the write lock is held across each system call, so the bytes of
 //   concurrent sends never interleave.
+// - The policy places each socket when it registers it (Io::arm chooses where
+//   its events are handled; epoll: one of the engine's loops, one thread),
+//   and every item the core posts goes there (Io::post, core.post), so a
+//   socket's callbacks and resumptions run where its events do.
 // - Events are handled by at most one engine thread per socket at a time (the
 //   RUNNING bit of `dispatch_`); events arriving meanwhile are folded into the
 //   running dispatch. Completion hooks run with no lock held, so a callback or
@@ -96,15 +100,25 @@ template <class Io>
 concept readiness_io = requires(typename Io::engine_type& engine, int fd, std::uint64_t token,
                                 const const_buffer* out, mutable_buffer* in, std::uint32_t count,
                                 std::uint32_t offset, std::size_t& asked, std::uint32_t& covered,
-                                bool hinted, readiness::rest& left, notify_io_type type, work_item* item) {
+                                bool hinted, readiness::rest& left, notify_io_type type, work_item* item,
+                                typename Io::placement& place) {
     typename Io::engine_type;
+    /// Where in the engine a socket is served (epoll: the index of one of the
+    /// engine's loops). Default-constructed for a core never armed; set by
+    /// arm, and kept after disarm.
+    typename Io::placement;
     engine.post(item);
     /// Whether the native path can serve `fd` (a socket, not a pipe or file).
     { Io::is_socket(fd) } -> std::same_as<bool>;
     /// Registers `fd` once for edge-triggered in, out and peer hang-up; its
-    /// events reach the core through on_events with this token. 0: done.
-    { Io::arm(engine, fd, token) } -> std::same_as<int>;
-    Io::disarm(engine, fd);
+    /// events reach the core through on_events with this token, on the
+    /// thread(s) of the placement arm chooses and stores in `place`. 0: done.
+    { Io::arm(engine, fd, token, place) } -> std::same_as<int>;
+    Io::disarm(engine, fd, place);
+    /// Runs `item` later where the socket's events are handled (every post
+    /// of the core goes through here, so a socket's callbacks and
+    /// resumptions stay on its placement's thread).
+    Io::post(engine, place, item);
     /// Readiness of `fd` now, for a readiness wait of `type` (readiness bits).
     { Io::readiness_now(fd, type) } -> std::same_as<std::uint32_t>;
     /// Sends from out[0] + offset onwards, as many buffers as one call takes;
@@ -171,7 +185,7 @@ public:
         // by epoll and fail only at the first send or receive. A custom
         // transport decides what its descriptor is (epoll must accept it).
         const bool usable = fd >= 0 && (transport_.is_set() || Io::is_socket(fd));
-        if (!usable || Io::arm(*engine_, fd, token) != 0) {
+        if (!usable || Io::arm(*engine_, fd, token, placement_) != 0) {
             set_state(socket_state::created);
             return open_result::error;
         }
@@ -218,7 +232,7 @@ public:
             abandoned.splice_back(writes);
             finished.splice_back(write_.finished);
         }
-        Io::disarm(*engine_, fd_);
+        Io::disarm(*engine_, fd_, placement_);
         // A dispatch running on another thread may hold operations it already
         // finished; let it deliver them before this close returns. So may a
         // stop request, or a send that completed inside its start call on
@@ -302,6 +316,14 @@ public:
     socket_state state() const noexcept { return lifecycle_.load(); }
     int native_handle() const noexcept { return fd_; }
     engine_type& engine() const noexcept { return *engine_; }
+
+    /// Runs `item` later where this socket's events are handled (its
+    /// placement: on epoll, its loop's thread). An awaiter completed by a
+    /// close or a stop request on another thread resumes through this.
+    void post(work_item* item) noexcept { Io::post(*engine_, placement_, item); }
+
+    /// Where the engine serves this socket (set at open; kept after close).
+    typename Io::placement placement() const noexcept { return placement_; }
 
     // ---- operations --------------------------------------------------------
 
@@ -627,7 +649,7 @@ private:
         if (!kick_pending_.exchange(true, std::memory_order_acq_rel)) {
             kick_item_.run = &run_kick;
             kick_item_.self = this;
-            engine_->post(&kick_item_);
+            Io::post(*engine_, placement_, &kick_item_);
         }
     }
 
@@ -1058,6 +1080,11 @@ private:
     }
 
     engine_type* engine_ = nullptr;
+    // Written by Io::arm in open(), before the registration can deliver an
+    // event; read by every post. A core reused by a later socket is placed
+    // anew, so a kick the previous socket left queued (and the new one folds
+    // into, kick_pending_) may run once on the previous socket's placement.
+    typename Io::placement placement_{};
     custom_transport transport_{};
     owner_type owner_{};
     int fd_ = -1;

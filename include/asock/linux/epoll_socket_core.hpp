@@ -1,8 +1,9 @@
 // asock/linux/epoll_socket_core.hpp: the epoll backend's socket core: the
 // shared readiness core (include/asock/detail/readiness_core.hpp) over a
-// small policy that registers descriptors with the engine's epoll instance
-// and moves bytes with sendmsg / recvmsg (`Sys`: the real kernel, or the unit
-// tests' scripted fake, tests/support/fake_sys.hpp).
+// small policy that binds each socket to one of the engine's loops, registers
+// its descriptor with that loop's epoll instance, posts the core's work to
+// that loop, and moves bytes with sendmsg / recvmsg (`Sys`: the real kernel,
+// or the unit tests' scripted fake, tests/support/fake_sys.hpp).
 #pragma once
 
 #include <asock/buffer.hpp>
@@ -33,12 +34,35 @@ struct epoll_io {
 
     static bool is_socket(int fd) noexcept { return Sys::is_socket(fd); }
 
-    static int arm(engine_type& engine, int fd, std::uint64_t token) noexcept
+    /// The loop of the engine that serves a socket (its index): where its
+    /// descriptor is registered and where everything the core posts runs.
+    using placement = unsigned;
+
+    /// Binds the socket to one of the engine's loops (the least loaded) and
+    /// registers `fd` with that loop's epoll instance.
+    static int arm(engine_type& engine, int fd, std::uint64_t token, placement& loop) noexcept
     {
-        return Sys::epoll_add(engine.epoll_fd(), fd, socket_event_mask, token);
+        loop = engine.bind_loop();
+        const int r = Sys::epoll_add(engine.epoll_fd(loop), fd, socket_event_mask, token);
+        if (r != 0) {
+            engine.unbind_loop(loop);
+        }
+        return r;
     }
 
-    static void disarm(engine_type& engine, int fd) noexcept { Sys::epoll_del(engine.epoll_fd(), fd); }
+    /// Unregisters `fd` from its loop. `loop` keeps naming that loop: work
+    /// the core posts after its close (an awaiter's resumption) still goes there.
+    static void disarm(engine_type& engine, int fd, placement loop) noexcept
+    {
+        Sys::epoll_del(engine.epoll_fd(loop), fd);
+        engine.unbind_loop(loop);
+    }
+
+    /// Runs `item` on the thread of the socket's loop.
+    static void post(engine_type& engine, placement loop, asock::detail::work_item* item) noexcept
+    {
+        engine.post_to(loop, item);
+    }
 
     /// Readiness bits of an epoll event mask: shifts and masks, no branch
     /// per bit (this runs for every event).

@@ -145,7 +145,7 @@ protected:
             self->cont_.resume();
         } else {
             op->run = &run_resume;
-            self->core_->engine().post(op);
+            self->core_->post(op); // where the socket's events run (epoll: its loop)
         }
     }
 
