@@ -536,4 +536,4 @@ out:
     return rc;
 }
 
-const bench_impl bench_impl_asock_c = {"asock-c", "asock via C shim", run_asock_c};
+const bench_impl bench_impl_asock_c = {"asock-c", "asock via C shim", run_asock_c, NULL};
