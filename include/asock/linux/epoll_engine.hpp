@@ -16,6 +16,7 @@
 #pragma once
 
 #include <asock/detail/engine_support.hpp>
+#include <asock/detail/inline_budget.hpp>
 #include <asock/detail/operation.hpp>
 #include <asock/detail/timer_queue.hpp>
 #include <asock/linux/epoll_socket_core.hpp>
@@ -351,6 +352,10 @@ private:
             timeout_ms = 0;
         }
         int n = Sys::epoll_wait(epfd_, events, batch, timeout_ms);
+        // Back from waiting: a new budget of inline completions for this
+        // pass (detail/inline_budget.hpp), so that one socket's run of
+        // inline completions cannot keep the others' events waiting.
+        asock::detail::refill_inline_budget();
         if (n < 0) {
             n = 0; // EINTR
         }
@@ -393,8 +398,11 @@ private:
         // Work that this thread posts while running posted work (a callback
         // starting a receive posts a kick) runs in the same pass, a few rounds
         // deep, rather than after another epoll_wait.
+        // Not once the inline budget is spent: the work left is then a
+        // socket's deferred completions, which wait behind the next epoll_wait.
         std::size_t n = run_posted_once();
-        for (int round = 0; round < 8 && detail::tls_loop.head != nullptr; ++round) {
+        for (int round = 0; round < 8 && detail::tls_loop.head != nullptr && !asock::detail::inline_budget_spent();
+             ++round) {
             n += run_posted_once();
         }
         return n;
