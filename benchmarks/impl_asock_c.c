@@ -585,6 +585,6 @@ static int run_asock_c_default(const bench_config* cfg, bench_run* run)
     return run_with(cfg, run, NULL);
 }
 
-const bench_impl bench_impl_asock_c = {"asock-c", "asock via C shim", run_asock_c};
+const bench_impl bench_impl_asock_c = {"asock-c", "asock via C shim", run_asock_c, NULL};
 const bench_impl bench_impl_asock_c_default = {"asock-c-default", "asock via C shim, default engines",
-                                               run_asock_c_default};
+                                               run_asock_c_default, NULL};

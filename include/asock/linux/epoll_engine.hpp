@@ -37,6 +37,7 @@
 #pragma once
 
 #include <asock/detail/engine_support.hpp>
+#include <asock/detail/inline_budget.hpp>
 #include <asock/detail/operation.hpp>
 #include <asock/detail/timer_queue.hpp>
 #include <asock/linux/epoll_socket_core.hpp>
@@ -493,6 +494,10 @@ private:
             timeout_ms = 0;
         }
         int n = Sys::epoll_wait(l.epfd, events, batch, timeout_ms);
+        // Back from waiting: a new budget of inline completions for this
+        // pass (detail/inline_budget.hpp), so that one socket's run of
+        // inline completions cannot keep the others' events waiting.
+        asock::detail::refill_inline_budget();
         if (n < 0) {
             n = 0; // EINTR
         }
@@ -538,8 +543,11 @@ private:
         if (detail::tls_loop.head == nullptr && !l.has_posted.load(std::memory_order_acquire)) {
             return 0; // the common case after an event batch: nothing posted
         }
+        // Not once the inline budget is spent: the work left is then a
+        // socket's deferred completions, which wait behind the next epoll_wait.
         std::size_t n = run_posted_once(l);
-        for (int round = 0; round < 8 && detail::tls_loop.head != nullptr; ++round) {
+        for (int round = 0; round < 8 && detail::tls_loop.head != nullptr && !asock::detail::inline_budget_spent();
+             ++round) {
             n += run_posted_once(l);
         }
         return n;

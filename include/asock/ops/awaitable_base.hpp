@@ -8,7 +8,9 @@
 //
 // Resumption rule, shared by all awaitables:
 // - an operation that finishes while await_suspend runs does not suspend at
-//   all: the coroutine continues on the thread that awaited;
+//   all: the coroutine continues on the thread that awaited; unless that
+//   thread runs the socket's engine loop and its inline budget is spent
+//   (detail/inline_budget.hpp): then the resumption is posted to the engine;
 // - otherwise the coroutine resumes on an engine thread: directly from the event
 //   dispatch, or by a post to the engine when the completion came from close(),
 //   the socket's destructor or a stop request on some other thread.
@@ -16,6 +18,7 @@
 
 #include <asock/buffer.hpp>
 #include <asock/detail/continuation.hpp>
+#include <asock/detail/inline_budget.hpp>
 #include <asock/detail/operation.hpp>
 #include <asock/detail/sync_wait_probe.hpp>
 #include <asock/detail/toolchain.hpp>
@@ -71,7 +74,7 @@ protected:
         if (token_.stop_possible()) {
             if (token_.stop_requested()) {
                 on_cancelled();
-                return false;
+                return finished_at_start();
             }
             // If stop is requested from here on, stop_handler finds the record
             // either not yet queued (start() then sees cancel_requested) or queued.
@@ -81,7 +84,8 @@ protected:
         // and destroyed on another thread: touch nothing of `this` below.
         const bool coroutine = c.is_coroutine();
         const auto& engine = core_->engine();
-        if (!start()) {
+        const bool suspended = start() || finished_at_start();
+        if (!suspended) {
             return false;
         }
         // Suspended under sync_wait(awaitable) on this thread: tell it which
@@ -95,6 +99,20 @@ protected:
                 note_suspension(probe, engine);
             }
         }
+        return true;
+    }
+
+    /// The operation finished inside its start: false, the coroutine goes on
+    /// inline, while this thread's inline budget lasts; once it is spent, the
+    /// resumption goes through the engine's queue and the awaiter suspends
+    /// (true), so the loop serves other sockets first.
+    bool finished_at_start() noexcept
+    {
+        if (take_inline_budget(core_->engine())) [[likely]] {
+            return false;
+        }
+        state_.run = &run_resume;
+        core_->engine().post(&state_);
         return true;
     }
 
