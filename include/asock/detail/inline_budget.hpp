@@ -8,9 +8,11 @@
 // looping on a socket whose data is always ready would then never give its
 // thread back to the engine loop, and every other socket of that thread
 // would starve. So each thread has a budget of consecutive inline
-// completions. The engine loop refills it each time it goes back to waiting
-// for events (epoll_wait; the caller-run loop's wait or a pool callback on
-// Windows). Once it is spent, an operation that finishes at its start is
+// completions: the chain that one piece of loop work sets off is bounded.
+// The engine loop refills it before each event it dispatches and each queued
+// item it runs (epoll; on Windows, when the caller-run loop wakes and when a
+// pool callback starts). Refilling once per wait for events only would spend
+// it on ordinary traffic when many connections are busy in one pass. Once it is spent, an operation that finishes at its start is
 // delivered through the engine's queue instead (the coroutine suspends and
 // its resumption is posted; a callback-form send's callback is posted), so
 // the loop runs the events that other sockets got meanwhile before it comes
@@ -21,12 +23,11 @@
 // loop) there is no queue of that thread's to go through without moving the
 // coroutine to another thread, so the operation continues inline as always.
 //
-// The limit: 32. A pass of the epoll loop handles up to 64 events, and in a
-// request / response exchange each event's resumption usually makes one send
-// that completes inline; a limit far below that would post work for most of
-// a busy pass and cost every connection a queue trip, while a limit far above
-// it lets one socket delay the others' events for longer (a 64 KiB receive is
-// a few microseconds of copying, so 32 of them stay well under a millisecond).
+// The limit: 32 inline completions in one chain. A request / response
+// handler makes one or two per event, so ordinary traffic never meets it; a
+// chain far longer lets one socket delay the others' events for longer (a
+// 64 KiB receive is a few microseconds of copying, so 32 of them stay well
+// under a millisecond).
 // benchmarks/ (workload `fairness`) measures the effect; docs/design.md,
 // section "Fairness". It can be changed at build time with
 // -DASOCK_INLINE_BUDGET=N (N >= 1).
@@ -47,7 +48,8 @@ static_assert(inline_budget_limit >= 1, "ASOCK_INLINE_BUDGET must be at least 1"
 /// waits again.
 inline thread_local unsigned tls_inline_budget = inline_budget_limit;
 
-/// Called by an engine loop when it goes back to waiting for events.
+/// Called by an engine loop before each piece of work that may set off a
+/// chain of inline completions (an event, a queued item, a timer batch).
 inline void refill_inline_budget() noexcept { tls_inline_budget = inline_budget_limit; }
 
 /// True once this thread's budget is spent: its loop should go back to the

@@ -494,10 +494,6 @@ private:
             timeout_ms = 0;
         }
         int n = Sys::epoll_wait(l.epfd, events, batch, timeout_ms);
-        // Back from waiting: a new budget of inline completions for this
-        // pass (detail/inline_budget.hpp), so that one socket's run of
-        // inline completions cannot keep the others' events waiting.
-        asock::detail::refill_inline_budget();
         if (n < 0) {
             n = 0; // EINTR
         }
@@ -506,6 +502,7 @@ private:
             const std::uint64_t token = events[i].data.u64;
             if (token == timer_token) {
                 Sys::timerfd_drain(tfd_);
+                asock::detail::refill_inline_budget();
                 handled += run_due_timers();
                 continue;
             }
@@ -522,6 +519,9 @@ private:
                 continue;
             }
             if (core_type* c = cores_.at(static_cast<std::uint32_t>(token))) {
+                // Each event may set off one chain of inline completions,
+                // bounded by a fresh budget (detail/inline_budget.hpp).
+                asock::detail::refill_inline_budget();
                 c->on_events(epoll_io<Sys>::readiness_of_events(events[i].events), static_cast<std::uint32_t>(token >> 32));
             }
             ++handled;
@@ -543,11 +543,11 @@ private:
         if (detail::tls_loop.head == nullptr && !l.has_posted.load(std::memory_order_acquire)) {
             return 0; // the common case after an event batch: nothing posted
         }
-        // Not once the inline budget is spent: the work left is then a
-        // socket's deferred completions, which wait behind the next epoll_wait.
+        // At most 9 rounds: a chain that keeps posting itself (an awaiter
+        // whose inline budget ran out, detail/inline_budget.hpp) waits behind
+        // the next epoll_wait, so the other sockets' events come first.
         std::size_t n = run_posted_once(l);
-        for (int round = 0; round < 8 && detail::tls_loop.head != nullptr && !asock::detail::inline_budget_spent();
-             ++round) {
+        for (int round = 0; round < 8 && detail::tls_loop.head != nullptr; ++round) {
             n += run_posted_once(l);
         }
         return n;
@@ -570,6 +570,7 @@ private:
         for (work_item* list : {local, shared}) {
             while (list != nullptr) {
                 work_item* next = list->next;
+                asock::detail::refill_inline_budget(); // each item: a chain of its own
                 list->run(list);
                 list = next;
                 ++n;
