@@ -227,6 +227,7 @@ public:
         owner_ = owner;
         opened_ = true;
         sends_.reset();
+        reset_seen_.store(false, std::memory_order_relaxed);
         pending_.store(0, std::memory_order_relaxed);
         set_state(socket_state::open); // 01_094
         return open_result::ok;
@@ -396,6 +397,13 @@ public:
         }
         if (sends_.failed()) {
             return sends_.rejection();
+        }
+        if (reset_seen_.load(std::memory_order_acquire)) {
+            // A call learnt that the connection is gone (42_002): rejected
+            // here rather than by the next call (a backend whose calls never
+            // fail at once, io_uring, would accept it and complete it
+            // abandoned).
+            return send_sync_result::not_open;
         }
         const bool idle = write_.ops.empty();
         write_.ops.push_back(&op);
@@ -1069,6 +1077,9 @@ private:
             // (the peer reset it, or it dropped): abandoned, as on Linux
             // (ECONNRESET / EPIPE). See docs/windows.md, deviation 11.
             op.result = Io::connection_gone(err) ? send_result::abandoned : send_result::error;
+            if (op.result == send_result::abandoned) {
+                reset_seen_.store(true, std::memory_order_release);
+            }
             if (bytes > 0 || op.sent > 0) {
                 // Part of it went out before the failure: no later send may
                 // follow. After a reset the later sends read as the
@@ -1123,6 +1134,7 @@ private:
             op.result = receive_result::abandoned; // 42_003: the peer closed
         } else if (Io::peer_gone(err)) {
             op.result = receive_result::abandoned; // 42_001
+            reset_seen_.store(true, std::memory_order_release); // later sends: not_open (42_002)
         } else if (!open) {
             op.result = receive_result::abandoned; // cancelled by close()
         } else if (Io::aborted(err) && op.cancel_requested) {
@@ -1326,6 +1338,7 @@ private:
     bool opened_ = false;
     bool custom_transport_ = false;
     asock::detail::send_direction sends_; // guarded by write_.mu
+    std::atomic<bool> reset_seen_{false}; // a completion reported the connection gone (reset, broken pipe)
     asock::detail::socket_lifecycle lifecycle_;
     std::atomic<std::uint32_t> pending_{0};    // calls whose packet has not come back | deferred_bit
     std::atomic<std::uint32_t> deliverers_{0}; // sides whose hooks are being called right now
