@@ -262,6 +262,7 @@ public:
                 return EBUSY;
             }
         }
+        published_.fetch_add(1, std::memory_order_release);
         if (detail::tls_loop.engine != this || detail::tls_collecting == this) {
             // A failure leaves the entries queued: the next submit gives them.
             static_cast<void>(ring_.submit());
@@ -520,6 +521,10 @@ private:
     // (collect_for_close).
     std::size_t dispatch(detail::batch_view& view) noexcept
     {
+        // What a call's thread wrote into its record before submitting it
+        // (published_, a release) is seen here: the kernel orders it already,
+        // this says so in terms the C++ memory model (and TSan) knows.
+        static_cast<void>(published_.load(std::memory_order_acquire));
         std::size_t n = 0;
         while (view.pos < view.len) {
             const completion c = view.items[view.pos++];
@@ -598,6 +603,7 @@ private:
     std::atomic<bool> has_posted_{false};
 
     std::atomic<std::int64_t> next_deadline_{never};
+    std::atomic<std::uint64_t> published_{0}; // submissions prepared (see dispatch)
     asock::detail::timer_queue timers_;
     asock::detail::core_pool<core_type> cores_;
 };
