@@ -4,6 +4,9 @@
 // threads. Built with ASOCK_DEFAULT_BACKEND_URING, so that the scenarios'
 // asock::engine and asock::tcp_socket are the io_uring ones.
 //
+// Timers: the shared timer scenarios that need no TCP helpers, and
+// with_timeout on a receive from a silent peer.
+//
 // Not here yet: the scenarios that need the TCP helpers (echo through a
 // listener and connect) or notify_io_async, which wait for readiness (the
 // io_uring backend has no notify_io yet).
@@ -12,8 +15,11 @@
 // (scripts/test.sh's uring flavour counts the run as skipped).
 #include "posix_harness.hpp"
 
+#include "support/time_scenarios.hpp"
+
 #include <asock/io_uring.hpp>
 
+#include <chrono>
 #include <cstdio>
 
 static_assert(std::is_same_v<asock::default_platform, asock::uring::platform>);
@@ -157,4 +163,41 @@ TEST_CASE("uring: cancellation; a receive whose data won the race reports the by
     }
     sc::cancellation<it::posix_harness>(*engine);
     sc::cancel_receive_race<it::posix_harness>(*engine, threads * 2u + 1u);
+}
+
+TEST_CASE("uring: timers: sleeps expire and cancel, the engine's end completes them; a receive times out",
+          "[uring][integration][time]")
+{
+    using namespace std::chrono_literals;
+    namespace timing = asock_scenarios::timing;
+    const unsigned threads = GENERATE(0u, 1u, 4u);
+    CAPTURE(threads);
+    auto engine = engine_with(threads);
+    if (!engine) {
+        return;
+    }
+    asock::engine& e = *engine;
+    timing::sleep_expires(e);
+    timing::sleep_cancelled(e);
+    timing::engine_destroy_completes_sleeps(engine_with(threads));
+
+    auto c = sc::make_async_and_peer<it::posix_harness>(e);
+    char buf[8] = {};
+    auto body = [](asock::engine& eng, asock::tcp_socket& s,
+                   char* b) -> asock::task<std::pair<asock::timeout_result<asock::receive_outcome>,
+                                                     std::chrono::steady_clock::duration>> {
+        const auto t0 = std::chrono::steady_clock::now();
+        auto r = co_await asock::with_timeout(eng, 30ms, s.receive_async(asock::mutable_buffer{b, 8}));
+        co_return std::pair{r, std::chrono::steady_clock::now() - t0};
+    };
+    const auto [r, took] = sc::run(e, body(e, c.socket, buf), "receive with a 30 ms timeout");
+    CHECK(r.timed_out);
+    CHECK(took >= 30ms);
+    // The socket is still usable: the receive was cancelled, not the connection.
+    c.peer.write_all("ping", 4);
+    const auto [again, _] = sc::run(e, body(e, c.socket, buf), "receive after the timeout");
+    CHECK_FALSE(again.timed_out);
+    CHECK(again.result.result == asock::receive_result::ok);
+    CHECK(std::string(buf, again.result.bytes_received) == "ping");
+    sc::drain(e);
 }
