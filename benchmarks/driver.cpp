@@ -68,6 +68,9 @@ const bench_impl* const all_impls[] = {
 #ifdef ASOCK_BENCH_HAVE_SHIM
     &bench_impl_asock_c,
 #endif
+#ifdef ASOCK_BENCH_HAVE_URING
+    &bench_impl_uring,
+#endif
 #ifdef ASOCK_BENCH_HAVE_ASIO
     &bench_impl_asio,
 #endif
