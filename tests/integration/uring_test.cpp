@@ -201,3 +201,41 @@ TEST_CASE("uring: timers: sleeps expire and cancel, the engine's end completes t
     CHECK(std::string(buf, again.result.bytes_received) == "ping");
     sc::drain(e);
 }
+
+namespace {
+struct stop_item : asock::detail::work_item {
+    asock::engine* engine = nullptr;
+    std::atomic<int> ran{0};
+    std::atomic<bool> on_engine_thread{false};
+    static void go(asock::detail::work_item* w)
+    {
+        auto* self = static_cast<stop_item*>(w);
+        self->on_engine_thread = self->engine->running_in_this_thread();
+        self->ran.fetch_add(1);
+        self->engine->stop();
+    }
+};
+} // namespace
+
+TEST_CASE("uring: the engine: work posted from another thread wakes a loop asleep in the kernel; stop() ends run()",
+          "[uring][integration][engine]")
+{
+    auto engine = engine_with(0);
+    if (!engine) {
+        return;
+    }
+    stop_item item;
+    item.run = &stop_item::go;
+    item.engine = &*engine;
+    std::thread poster([&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        engine->post(&item);
+    });
+    engine->run(); // asleep in io_uring_enter until the post's wake-up
+    poster.join();
+    CHECK(item.ran.load() == 1);
+    CHECK(item.on_engine_thread.load());
+    CHECK(engine->stopped());
+    engine->restart();
+    CHECK(engine->poll() == 0);
+}
