@@ -348,3 +348,32 @@ TEST_CASE("uring: the calls started during a turn of the loop go to the kernel w
         CHECK(p.result == receive_result::ok);
     }
 }
+
+TEST_CASE("uring: close inside a hook finds the socket's next completion in the same batch and delivers it",
+          "[uring][close]")
+{
+    backend d;
+    native_t h{};
+    socket_t s = open_socket(d, h);
+    receive_probe r(16);
+    send_probe p{"payload"};
+    REQUIRE(r.start(s) == start_result::started);
+    REQUIRE(p.start(s) == send_sync_result::ok);
+    d.settle();
+    bool closed_inside = false;
+    r.then = [&] {
+        s.close(); // the send's completion is still in this turn's batch, not yet called
+        closed_inside = true;
+    };
+    fake_uring().complete_recv(h, "in");
+    fake_uring().complete_send(h); // both in the ring: one batch
+    d.engine().poll();
+    CHECK(closed_inside);
+    CHECK(r.calls == 1);
+    CHECK(r.result == receive_result::ok);
+    CHECK(p.calls == 1);
+    CHECK(p.result == send_result::ok); // the kernel had sent it all: its completion says so
+    CHECK(s.state() == asock::socket_state::closed);
+    d.settle();
+    CHECK(p.calls == 1);
+}
