@@ -32,6 +32,17 @@ typedef enum bench_workload {
     /* Repeated, one at a time: connect, send one `message_size`-byte message,
      * receive its echo, close; unit: one connection. */
     BENCH_CHURN = 2,
+    /* Fairness between the sockets of one single-thread event loop: on the
+     * client's loop, one connection receives a stream that the server sends
+     * as fast as it can (in BENCH_FAIR_SOURCE_CHUNK-byte sends), `chunk_size`
+     * bytes per receive (small receives keep the client the slower side, so
+     * its receives always find data), and one connection does ping-pong of
+     * `message_size`-byte messages. Measured in three phases that take turns
+     * (BENCH_FAIR_CYCLES times) after `warmup` round trips: ping-pong alone,
+     * the stream alone (BENCH_FAIR_STREAM_MS in all), then both at once
+     * (`total - warmup` round trips in each of the ping-pong phases). Reported with bench_fair_round_trip() and
+     * bench_fair_stream(); the driver works out the percentiles and ratios. */
+    BENCH_FAIRNESS = 3,
 } bench_workload;
 
 typedef struct bench_config {
@@ -40,6 +51,7 @@ typedef struct bench_config {
     uint32_t message_size; /* BENCH_PINGPONG, BENCH_CHURN */
     uint32_t chunk_size;   /* BENCH_BULK: bytes per send */
     uint64_t total;        /* units the client must complete: warm-up plus measured */
+    uint64_t warmup;       /* BENCH_FAIRNESS: the first round trips, not recorded */
 } bench_config;
 
 /* One run of one implementation (opaque; owned by the driver). */
@@ -58,6 +70,21 @@ int bench_failed(const bench_run* run);
 /* Sleeps about one millisecond (for polling during set-up and tear-down). */
 void bench_nap(void);
 
+/* BENCH_FAIRNESS: a monotonic clock in nanoseconds; one measured ping-pong
+ * round trip (`loaded`: while the stream ran); the stream's bytes over an
+ * interval (`loaded`: while the ping-pong ran); the client loop only. */
+uint64_t bench_now_ns(void);
+void bench_fair_round_trip(bench_run* run, int loaded, uint64_t nanoseconds);
+void bench_fair_stream(bench_run* run, int loaded, uint64_t bytes, uint64_t nanoseconds);
+/* How long the stream runs alone (in all); and the longest one loaded phase may last
+ * (a ping-pong starved by the stream ends it: the stream then stops, and the
+ * round trips still missing are reported as starved). */
+#define BENCH_FAIR_STREAM_MS 500u
+/* The three phases take turns, this many times (each gets 1/cycles of it all). */
+#define BENCH_FAIR_CYCLES 5u
+#define BENCH_FAIR_LIMIT_MS 2000u
+#define BENCH_FAIR_SOURCE_CHUNK 65536u
+
 /* Largest message and chunk sizes, so implementations can size buffers. */
 #define BENCH_MAX_MESSAGE 4096u
 #define BENCH_MAX_CHUNK (1024u * 1024u)
@@ -70,12 +97,15 @@ typedef struct bench_impl {
     const char* label; /* name in tables */
     /* Runs the workload to completion; returns 0, or non-zero after bench_fail. */
     int (*run)(const bench_config* config, bench_run* run);
+    /* BENCH_FAIRNESS, for the implementations that have it; NULL otherwise. */
+    int (*fairness)(const bench_config* config, bench_run* run);
 } bench_impl;
 
 extern const bench_impl bench_impl_epoll;
 extern const bench_impl bench_impl_asock;
 extern const bench_impl bench_impl_asock_timeout;
 extern const bench_impl bench_impl_asock_c;
+extern const bench_impl bench_impl_asock_c_default;
 extern const bench_impl bench_impl_uring;
 extern const bench_impl bench_impl_asio;
 extern const bench_impl bench_impl_libuv;

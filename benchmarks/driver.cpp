@@ -2,7 +2,7 @@
 // one implementation and prints one JSON line with the steady-state figures.
 //
 //   asock_bench --list
-//   asock_bench --impl NAME --workload pingpong|bulk|churn [--connections N]
+//   asock_bench --impl NAME --workload pingpong|bulk|churn|fairness [--connections N]
 //               [--message-size N] [--chunk-size N] [--warmup N] [--count N] [--latency]
 //
 // Steady state is the interval between two thresholds of the progress the
@@ -47,6 +47,11 @@ struct bench_run {
     bool latency = false;
     std::vector<std::uint64_t> stamps; // completion times of measured units (latency mode)
     std::size_t nstamps = 0;
+    // BENCH_FAIRNESS: round-trip times (ns) alone [0] and loaded [1]; the
+    // stream's bytes and nanoseconds alone [0] and loaded [1].
+    std::vector<std::uint64_t> fair_rtt[2];
+    std::uint64_t fair_bytes[2] = {0, 0};
+    std::uint64_t fair_ns[2] = {0, 0};
     std::atomic<bool> failed{false};
     std::mutex error_mu;
     std::string error;
@@ -67,6 +72,7 @@ const bench_impl* const all_impls[] = {
     &bench_impl_asock_timeout,
 #ifdef ASOCK_BENCH_HAVE_SHIM
     &bench_impl_asock_c,
+    &bench_impl_asock_c_default,
 #endif
 #ifdef ASOCK_BENCH_HAVE_URING
     &bench_impl_uring,
@@ -84,7 +90,7 @@ const bench_impl* const all_impls[] = {
     std::fprintf(stderr,
                  "asock_bench: %s\n"
                  "usage: asock_bench --list\n"
-                 "       asock_bench --impl NAME --workload pingpong|bulk|churn [--connections N]\n"
+                 "       asock_bench --impl NAME --workload pingpong|bulk|churn|fairness [--connections N]\n"
                  "                   [--message-size N] [--chunk-size N] [--warmup N] [--count N] [--latency]\n",
                  why);
     std::exit(2);
@@ -132,6 +138,14 @@ double percentile(std::vector<double>& v, double p)
     return v[k];
 }
 
+// BENCH_FAIRNESS's bounds: under the stream, the ping-pong's p99 round trip
+// stays below 10 times its p99 alone, and the stream keeps at least half the
+// throughput it has alone.
+constexpr double fair_latency_bound = 10.0;
+constexpr double fair_stream_bound = 0.5;
+
+int report_fairness(const bench_impl& impl, const bench_config& cfg, bench_run& run, std::uint64_t count);
+
 } // namespace
 
 extern "C" void bench_progress(bench_run* run, std::uint64_t units)
@@ -178,6 +192,19 @@ extern "C" void bench_fail(bench_run* run, const char* what, int error_number)
 
 extern "C" int bench_failed(const bench_run* run) { return run->failed.load() ? 1 : 0; }
 
+extern "C" std::uint64_t bench_now_ns(void) { return now_ns(); }
+
+extern "C" void bench_fair_round_trip(bench_run* run, int loaded, std::uint64_t nanoseconds)
+{
+    run->fair_rtt[loaded != 0 ? 1 : 0].push_back(nanoseconds);
+}
+
+extern "C" void bench_fair_stream(bench_run* run, int loaded, std::uint64_t bytes, std::uint64_t nanoseconds)
+{
+    run->fair_bytes[loaded != 0 ? 1 : 0] += bytes;
+    run->fair_ns[loaded != 0 ? 1 : 0] += nanoseconds;
+}
+
 extern "C" void bench_nap(void) { std::this_thread::sleep_for(std::chrono::milliseconds(1)); }
 
 int main(int argc, char** argv)
@@ -192,6 +219,7 @@ int main(int argc, char** argv)
     std::uint64_t warmup = 0;
     std::uint64_t count = 0;
     bool latency = false;
+    bool chunk_given = false;
     for (int i = 1; i < argc; ++i) {
         const std::string_view a = argv[i];
         auto value = [&]() -> const char* {
@@ -215,6 +243,7 @@ int main(int argc, char** argv)
             cfg.message_size = static_cast<std::uint32_t>(parse_number(value(), "--message-size"));
         } else if (a == "--chunk-size") {
             cfg.chunk_size = static_cast<std::uint32_t>(parse_number(value(), "--chunk-size"));
+            chunk_given = true;
         } else if (a == "--warmup") {
             warmup = parse_number(value(), "--warmup");
         } else if (a == "--count") {
@@ -248,6 +277,17 @@ int main(int argc, char** argv)
         cfg.connections = 1;
         warmup = warmup != 0 ? warmup : 200;
         count = count != 0 ? count : 3000;
+    } else if (workload == "fairness") {
+        cfg.workload = BENCH_FAIRNESS;
+        cfg.connections = 1;
+        // 1 KiB receives: slower than the source's 64 KiB sends, so the
+        // stream's receives always find data.
+        cfg.chunk_size = chunk_given ? cfg.chunk_size : 1024;
+        warmup = warmup != 0 ? warmup : 1000;
+        count = count != 0 ? count : 5000;
+        if (impl->fairness == nullptr) {
+            usage(("implementation '" + impl_name + "' has no fairness workload").c_str());
+        }
     } else {
         usage("unknown workload");
     }
@@ -256,6 +296,7 @@ int main(int argc, char** argv)
         usage("--connections, --message-size or --chunk-size out of range");
     }
     cfg.total = warmup + count;
+    cfg.warmup = warmup;
 
     bench_run run;
     run.warmup_end = warmup;
@@ -265,6 +306,9 @@ int main(int argc, char** argv)
         run.stamps.resize(count + 1);
     }
 
+    if (cfg.workload == BENCH_FAIRNESS) {
+        return report_fairness(*impl, cfg, run, count);
+    }
     const int rc = impl->run(&cfg, &run);
     if (rc != 0 && !run.failed.load()) {
         bench_fail(&run, "implementation returned an error", 0);
@@ -308,3 +352,58 @@ int main(int argc, char** argv)
     std::printf("}\n");
     return 0;
 }
+
+namespace {
+
+int report_fairness(const bench_impl& impl, const bench_config& cfg, bench_run& run, std::uint64_t count)
+{
+    const int rc = impl.fairness(&cfg, &run);
+    if (rc != 0 && !run.failed.load()) {
+        bench_fail(&run, "implementation returned an error", 0);
+    }
+    std::printf("{\"impl\":\"%s\",\"label\":\"%s\",\"workload\":\"fairness\",\"connections\":2,"
+                "\"message_size\":%u,\"chunk_size\":%u,\"warmup\":%llu,\"count\":%llu,\"ok\":%s,",
+                impl.name, impl.label, cfg.message_size, cfg.chunk_size,
+                static_cast<unsigned long long>(cfg.total - count), static_cast<unsigned long long>(count),
+                run.failed.load() ? "false" : "true");
+    if (run.failed.load()) {
+        std::printf("\"error\":\"%s\"}\n", json_escape(run.error).c_str());
+        return 1;
+    }
+    double p50[2]{};
+    double p99[2]{};
+    double worst[2]{};
+    for (int k = 0; k < 2; ++k) {
+        std::vector<double> us;
+        for (std::uint64_t ns : run.fair_rtt[k]) {
+            us.push_back(static_cast<double>(ns) / 1e3);
+        }
+        worst[k] = us.empty() ? 0.0 : *std::max_element(us.begin(), us.end());
+        p50[k] = percentile(us, 0.50);
+        p99[k] = percentile(us, 0.99);
+    }
+    double gbps[2]{};
+    for (int k = 0; k < 2; ++k) {
+        gbps[k] = run.fair_ns[k] != 0 ? static_cast<double>(run.fair_bytes[k]) / static_cast<double>(run.fair_ns[k]) : 0.0;
+    }
+    // Round trips the loaded phase did not finish while the stream ran: the
+    // stream starved the ping-pong until the phase's time limit.
+    const std::uint64_t loaded = run.fair_rtt[1].size();
+    const std::uint64_t starved = count > loaded ? count - loaded : 0;
+    const double latency_ratio = p99[0] > 0 ? p99[1] / p99[0] : 0.0;
+    const double stream_ratio = gbps[0] > 0 ? gbps[1] / gbps[0] : 0.0;
+    const bool latency_ok = starved == 0 && latency_ratio > 0 && latency_ratio < fair_latency_bound;
+    const bool stream_ok = stream_ratio >= fair_stream_bound;
+    std::printf("\"pingpong_alone_p50_us\":%.3f,\"pingpong_alone_p99_us\":%.3f,\"pingpong_alone_max_us\":%.3f,"
+                "\"pingpong_loaded_p50_us\":%.3f,\"pingpong_loaded_p99_us\":%.3f,\"pingpong_loaded_max_us\":%.3f,"
+                "\"pingpong_loaded_round_trips\":%llu,\"pingpong_starved\":%llu,"
+                "\"stream_alone_gbps\":%.4f,\"stream_loaded_gbps\":%.4f,"
+                "\"latency_ratio\":%.3f,\"latency_bound\":%.1f,\"latency_ok\":%s,"
+                "\"stream_ratio\":%.3f,\"stream_bound\":%.2f,\"stream_ok\":%s}\n",
+                p50[0], p99[0], worst[0], p50[1], p99[1], worst[1], static_cast<unsigned long long>(loaded),
+                static_cast<unsigned long long>(starved), gbps[0], gbps[1], latency_ratio, fair_latency_bound,
+                latency_ok ? "true" : "false", stream_ratio, fair_stream_bound, stream_ok ? "true" : "false");
+    return 0;
+}
+
+} // namespace

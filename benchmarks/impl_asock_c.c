@@ -7,6 +7,11 @@
  * the client's engine has one thread, and the calling thread only starts the
  * client and waits for it. The busy threads are the same two as for the other
  * implementations: one server loop, one client loop.
+ *
+ * asock-c-default is the same program with both engines created by
+ * execution_engine_create(NULL) (DEFAULT_MIN_THREAD_COUNT threads each), as a
+ * legacy C program leaves them: it measures what an engine's extra threads
+ * cost (or bring) a connection.
  */
 #define _GNU_SOURCE
 #include "bench.h"
@@ -179,7 +184,35 @@ struct client {
     pthread_cond_t cv;
     int done;
     int rc;
+    /* The engine has several threads, so callbacks of different connections
+     * run at once (asock-c-default): the driver's progress count is then
+     * taken under progress_mu. `issued` and `active` are atomic in any case. */
+    int threaded;
+    pthread_mutex_t progress_mu;
 };
+
+static void client_progress(client* c)
+{
+    if (c->threaded) {
+        pthread_mutex_lock(&c->progress_mu);
+        bench_progress(c->run, 1);
+        pthread_mutex_unlock(&c->progress_mu);
+        return;
+    }
+    bench_progress(c->run, 1);
+}
+
+/* Claims the next round trip; 0 once every one was issued. */
+static int client_claim(client* c)
+{
+    return __atomic_fetch_add(&c->issued, 1, __ATOMIC_RELAXED) < c->cfg->total;
+}
+
+/* A connection has nothing more to do; 1 for the last one. */
+static int client_retire(client* c)
+{
+    return __atomic_sub_fetch(&c->active, 1, __ATOMIC_ACQ_REL) == 0;
+}
 
 static void client_finish(client* c, int rc)
 {
@@ -239,10 +272,10 @@ static void pingpong_received(void* context, ASYNC_SOCKET_RECEIVE_RESULT result,
         }
         return;
     }
-    bench_progress(c->run, 1);
-    if (c->issued < c->cfg->total) {
+    client_progress(c);
+    if (client_claim(c)) {
         pingpong_send(k);
-    } else if (--c->active == 0) {
+    } else if (client_retire(c)) {
         client_finish(c, 0);
     }
 }
@@ -266,7 +299,6 @@ static void pingpong_sent(void* context, ASYNC_SOCKET_SEND_RESULT result)
 static void pingpong_send(client_conn* k)
 {
     client* c = k->c;
-    ++c->issued;
     const ASYNC_SOCKET_BUFFER out = {c->message, c->cfg->message_size};
     if (async_socket_send_async(k->socket, &out, 1, pingpong_sent, k) != ASYNC_SOCKET_SEND_SYNC_OK) {
         client_fail(c, "asock C client: send");
@@ -282,9 +314,9 @@ static void pingpong_start(void* context, ASYNC_SOCKET_NOTIFY_IO_RESULT result)
         client_fail(c, "asock C client: not writable");
         return;
     }
-    if (c->issued < c->cfg->total) {
+    if (client_claim(c)) {
         pingpong_send(k);
-    } else if (--c->active == 0) {
+    } else if (client_retire(c)) {
         client_finish(c, 0);
     }
 }
@@ -422,9 +454,9 @@ static void churn_start(void* context, ASYNC_SOCKET_NOTIFY_IO_RESULT result)
 
 /* ---- run -------------------------------------------------------------------------- */
 
-static int start_server(server* s)
+static int start_server(server* s, const EXECUTION_ENGINE_PARAMETERS* engine_params)
 {
-    s->engine = execution_engine_create(&one_thread);
+    s->engine = execution_engine_create(engine_params);
     s->listen_transport = socket_transport_create_server();
     if (s->engine == NULL || s->listen_transport == NULL ||
         socket_transport_listen_on(s->listen_transport, "127.0.0.1", 0) != 0 ||
@@ -442,7 +474,9 @@ static int start_server(server* s)
     return 0;
 }
 
-static int run_asock_c(const bench_config* cfg, bench_run* run)
+/* engine_params: what both engines are created with (NULL: the C API's
+ * defaults, DEFAULT_MIN_THREAD_COUNT threads each). */
+static int run_with(const bench_config* cfg, bench_run* run, const EXECUTION_ENGINE_PARAMETERS* engine_params)
 {
     server* s = calloc(1, sizeof *s);
     client* c = calloc(1, sizeof *c);
@@ -455,7 +489,7 @@ static int run_asock_c(const bench_config* cfg, bench_run* run)
     s->cfg = cfg;
     s->run = run;
     int rc = -1;
-    if (start_server(s) != 0) {
+    if (start_server(s, engine_params) != 0) {
         goto out;
     }
 
@@ -464,8 +498,10 @@ static int run_asock_c(const bench_config* cfg, bench_run* run)
     c->port = s->port;
     memset(c->message, 'a', sizeof c->message);
     pthread_mutex_init(&c->mu, NULL);
+    pthread_mutex_init(&c->progress_mu, NULL);
+    c->threaded = engine_params == NULL || engine_params->min_thread_count > 1;
     pthread_cond_init(&c->cv, NULL);
-    c->engine = execution_engine_create(&one_thread);
+    c->engine = execution_engine_create(engine_params);
     c->conns = calloc(cfg->connections, sizeof(client_conn));
     if (c->engine == NULL || c->conns == NULL) {
         bench_fail(run, "asock C: client set-up", 0);
@@ -514,6 +550,7 @@ client_out:
     }
     execution_engine_dec_ref(c->engine);
     pthread_mutex_destroy(&c->mu);
+    pthread_mutex_destroy(&c->progress_mu);
     pthread_cond_destroy(&c->cv);
 
     for (int i = 0; i < 5000 && __atomic_load_n(&s->live, __ATOMIC_ACQUIRE) != 0 && !bench_failed(run); ++i) {
@@ -536,4 +573,18 @@ out:
     return rc;
 }
 
-const bench_impl bench_impl_asock_c = {"asock-c", "asock via C shim", run_asock_c};
+static int run_asock_c(const bench_config* cfg, bench_run* run)
+{
+    return run_with(cfg, run, &one_thread);
+}
+
+/* The same program as a legacy C caller writes it: execution_engine_create(NULL)
+ * for both engines, so each runs DEFAULT_MIN_THREAD_COUNT threads. */
+static int run_asock_c_default(const bench_config* cfg, bench_run* run)
+{
+    return run_with(cfg, run, NULL);
+}
+
+const bench_impl bench_impl_asock_c = {"asock-c", "asock via C shim", run_asock_c, NULL};
+const bench_impl bench_impl_asock_c_default = {"asock-c-default", "asock via C shim, default engines",
+                                               run_asock_c_default, NULL};

@@ -463,6 +463,8 @@ static int run_libuv(const bench_config* cfg, bench_run* run)
         case BENCH_CHURN:
             churn_start(c);
             break;
+        case BENCH_FAIRNESS: /* not offered: the driver never asks */
+            break;
         }
         uv_run(&c->loop, UV_RUN_DEFAULT); /* until every connection is closed */
     }
@@ -482,4 +484,4 @@ static int run_libuv(const bench_config* cfg, bench_run* run)
     return rc;
 }
 
-const bench_impl bench_impl_libuv = {"libuv", "libuv 1.44", run_libuv};
+const bench_impl bench_impl_libuv = {"libuv", "libuv 1.44", run_libuv, NULL};

@@ -53,11 +53,28 @@ WORKLOADS = {
               (200, 3000), (500, 15000)),
 }
 
+# Fairness between the sockets of one loop (asock_bench --workload fairness):
+# (warm-up, count) quick and long; the implementations that offer it.
+FAIRNESS = (["--workload", "fairness"], (1000, 5000), (2000, 20000))
+FAIRNESS_IMPLS = ("asock",)
+FAIRNESS_METRICS = ("pingpong_alone_p50_us", "pingpong_alone_p99_us", "pingpong_loaded_p50_us",
+                    "pingpong_loaded_p99_us", "pingpong_loaded_max_us", "pingpong_starved",
+                    "stream_alone_gbps", "stream_loaded_gbps", "latency_ratio", "stream_ratio")
+
 # Instruction counts: workload -> (args, warm-up, N1, N2)
 CALLGRIND = {
     "pingpong-1": (["--workload", "pingpong", "--connections", "1"], 200, 2000, 6000),
     "pingpong-64": (["--workload", "pingpong", "--connections", "64"], 2000, 6000, 26000),
 }
+
+
+# Implementations run from a second program (--baseline): name -> (program, name in that program).
+BASELINE = {}
+
+
+def program_for(binary, impl):
+    """The program and the name to run `impl` with: a baseline's "NAME@before" runs NAME from that program."""
+    return BASELINE.get(impl, (binary, impl))
 
 
 def log(msg):
@@ -74,14 +91,17 @@ def list_impls(binary):
 
 
 def run_once(binary, impl, args, warmup, count, timeout):
-    cmd = [binary, "--impl", impl] + args + ["--warmup", str(warmup), "--count", str(count)]
+    binary, real = program_for(binary, impl)
+    cmd = [binary, "--impl", real] + args + ["--warmup", str(warmup), "--count", str(count)]
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"impl": impl, "ok": False, "error": "timed out after %d s" % timeout}
     line = p.stdout.strip().splitlines()[-1] if p.stdout.strip() else ""
     try:
-        return json.loads(line)
+        res = json.loads(line)
+        res["impl"] = impl
+        return res
     except ValueError:
         return {"impl": impl, "ok": False, "error": "no result (exit %d): %s" % (p.returncode, p.stderr.strip()[-300:])}
 
@@ -110,8 +130,9 @@ def strip_file(name):
 def callgrind_profile(binary, impl, args, warmup, count, workdir, timeout):
     """Runs once under callgrind; returns (total Ir, {function: self Ir})."""
     out = os.path.join(workdir, "callgrind.%s.%d.out" % (impl, count))
+    binary, real = program_for(binary, impl)
     cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out,
-           binary, "--impl", impl] + args + ["--warmup", str(warmup), "--count", str(count)]
+           binary, "--impl", real] + args + ["--warmup", str(warmup), "--count", str(count)]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if p.returncode != 0 or not os.path.exists(out):
         raise RuntimeError("callgrind run failed: %s" % p.stderr.strip()[-300:])
@@ -215,7 +236,8 @@ SYSCALLS = {"pingpong-1": (["--workload", "pingpong", "--connections", "1"], 200
 
 def strace_counts(binary, impl, args, warmup, count, workdir, timeout):
     out = os.path.join(workdir, "strace.%s.%d" % (impl, count))
-    cmd = ["strace", "-f", "-c", "-o", out, binary, "--impl", impl] + args + ["--warmup", str(warmup), "--count", str(count)]
+    binary, real = program_for(binary, impl)
+    cmd = ["strace", "-f", "-c", "-o", out, binary, "--impl", real] + args + ["--warmup", str(warmup), "--count", str(count)]
     subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=True)
     counts = {}
     with open(out) as f:
@@ -355,13 +377,65 @@ def targets(summary, instructions):
     return out
 
 
-def write_markdown(path, meta, impls, summary, instructions, syscalls=None):
+def fairness_summary(runs):
+    """Per implementation: medians of each figure over the rounds, and pass / miss
+    of the medians against the bounds the program states."""
+    out = {}
+    for impl in sorted({r["impl"] for r in runs}):
+        ok = [r for r in runs if r["impl"] == impl and r.get("ok")]
+        e = {"rounds": len(ok), "failed": len([r for r in runs if r["impl"] == impl and not r.get("ok")])}
+        if ok:
+            e["label"] = ok[0]["label"]
+            for m in FAIRNESS_METRICS:
+                e[m] = median([r[m] for r in ok])
+            e["latency_bound"] = ok[0]["latency_bound"]
+            e["stream_bound"] = ok[0]["stream_bound"]
+            e["latency_ok"] = e["pingpong_starved"] == 0 and 0 < e["latency_ratio"] < e["latency_bound"]
+            e["stream_ok"] = e["stream_ratio"] >= e["stream_bound"]
+            e["rounds_passed"] = len([r for r in ok if r["latency_ok"] and r["stream_ok"]])
+        out[impl] = e
+    return out
+
+
+def fairness_lines(fsum):
+    L = []
+    if not fsum:
+        return L
+    L.append("Fairness (`--workload fairness`): on the client's one loop, a connection receiving a stream "
+             "(1 KiB receives, always data ready) and a ping-pong connection; medians over rounds. "
+             "Bounds: loaded p99 round trip below the bound times the p99 alone; the stream keeps at least "
+             "the bound times its throughput alone.")
+    L.append("")
+    L.append("| implementation | ping-pong p50 / p99 alone (us) | ping-pong p50 / p99 / max with the stream (us) "
+             "| starved round trips | p99 ratio (bound) | stream alone / with ping-pong (GB/s) "
+             "| stream ratio (bound) | rounds passing both | |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    for impl, e in fsum.items():
+        if not e["rounds"]:
+            L.append("| %s | | | | | | | | failed |" % impl)
+            continue
+        L.append("| %s | %.0f / %.0f | %.0f / %.0f / %.0f | %d | %.1fx (< %.0fx) | %.2f / %.2f | %.2fx (>= %.1fx) | %d of %d | %s |" % (
+            e["label"], e["pingpong_alone_p50_us"], e["pingpong_alone_p99_us"], e["pingpong_loaded_p50_us"],
+            e["pingpong_loaded_p99_us"], e["pingpong_loaded_max_us"], e["pingpong_starved"], e["latency_ratio"],
+            e["latency_bound"], e["stream_alone_gbps"], e["stream_loaded_gbps"], e["stream_ratio"], e["stream_bound"],
+            e["rounds_passed"], e["rounds"],
+            "pass" if e["latency_ok"] and e["stream_ok"] else
+            "miss (%s)" % ", ".join(w for w, ok in (("latency", e["latency_ok"]), ("stream", e["stream_ok"])) if not ok)))
+    L.append("")
+    return L
+
+
+def write_markdown(path, meta, impls, summary, instructions, syscalls=None, fairness=None):
     L = []
     L.append("# asock benchmark results")
     L.append("")
     L.append("Measured %s on `%s` (%s, %d cores), %s build, commit %s; %d round(s), load average %s before, %s after%s." % (
         meta["date"], meta["host"], meta["kernel"], meta["cores"], meta["build"], meta["commit"], meta["rounds"],
         meta["load_before"], meta["load_after"], "; **" + meta["note"] + "**" if meta.get("note") else ""))
+    if meta.get("baseline"):
+        L.append("")
+        L.append("Rows marked with a tag in brackets ran from a second program, `%s`, interleaved with the others." %
+                 meta["baseline"])
     L.append("")
     have_runs = any(e["rounds"] or e["failed"] for st in summary.values() for e in st["workloads"].values())
     if have_runs:
@@ -453,6 +527,7 @@ def write_markdown(path, meta, impls, summary, instructions, syscalls=None):
     L.append("|---|---:|---:|---|")
     L.extend(targets(summary, instructions))
     L.append("")
+    L.extend(fairness_lines(fairness_summary(fairness or [])))
     failures = [(impl, wl, e) for impl in summary for wl, e in summary[impl]["workloads"].items() if e["failed"]]
     if failures:
         L.append("Failed runs:")
@@ -611,9 +686,16 @@ def main():
     ap.add_argument("--no-callgrind", action="store_true", help="skip the instruction counts")
     ap.add_argument("--callgrind-only", action="store_true", help="only the instruction and system call counts")
     ap.add_argument("--no-strace", action="store_true", help="skip the system call counts")
+    ap.add_argument("--no-fairness", action="store_true", help="skip the fairness workload")
+    ap.add_argument("--fairness-only", action="store_true", help="only the fairness workload")
     ap.add_argument("--note", default="", help="a remark printed with the results (e.g. 'busy machine')")
     ap.add_argument("--build", default="Release", help="build type, for the record")
     ap.add_argument("--timeout", type=int, default=180, help="seconds before one run is abandoned")
+    ap.add_argument("--baseline", metavar="BIN[:TAG]",
+                    help="a second asock_bench (say, built from an earlier commit) whose implementations run "
+                         "interleaved with the others, as NAME@TAG (TAG defaults to 'before')")
+    ap.add_argument("--baseline-impls", default="asock,asock-c",
+                    help="comma-separated implementations taken from --baseline (default asock,asock-c)")
     args = ap.parse_args()
 
     if args.from_json:
@@ -621,7 +703,8 @@ def main():
             old = json.load(f)
         impls = [(name, s["label"]) for name, s in old["summary"].items()]
         summary = build_summary(impls, old["runs"])
-        write_report(args.out, old["meta"], impls, summary, old["runs"], old["instructions"], old.get("syscalls", {}))
+        write_report(args.out, old["meta"], impls, summary, old["runs"], old["instructions"], old.get("syscalls", {}),
+                     old.get("fairness", []))
         return
     if not args.bin:
         ap.error("--bin is required")
@@ -629,6 +712,14 @@ def main():
     if args.impls:
         wanted = args.impls.split(",")
         impls = [i for i in impls if i[0] in wanted]
+    if args.baseline:
+        bin2, _sep, tag = args.baseline.partition(":")
+        tag = tag or "before"
+        wanted = args.baseline_impls.split(",")
+        for name, label in list_impls(bin2):
+            if name in wanted:
+                BASELINE[name + "@" + tag] = (bin2, name)
+                impls.append((name + "@" + tag, "%s (%s)" % (label, tag)))
     if REFERENCE not in [i[0] for i in impls]:
         log("note: without '%s' there are no ratios" % REFERENCE)
     workloads = args.workloads.split(",") if args.workloads else list(WORKLOADS)
@@ -655,8 +746,12 @@ def main():
         "long": args.long,
         "note": args.note,
         "load_before": loadavg(),
+        "baseline": args.baseline or "",
     }
 
+    if args.fairness_only:
+        args.no_callgrind = args.no_strace = True
+        workloads = []
     runs = []
     if not args.callgrind_only:
         for r in range(rounds):
@@ -675,6 +770,30 @@ def main():
                         log("  %-12s %-8s %14s %s" % (wl, impl, fmt_rate(res["rate"] * scale, unit), unit))
                     else:
                         log("  %-12s %-8s FAILED: %s" % (wl, impl, res.get("error")))
+
+    fairness = []
+    if not args.callgrind_only and not args.no_fairness:
+        fargs, quick, longer = FAIRNESS
+        warmup, count = longer if args.long else quick
+        for r in range(rounds):
+            log("fairness round %d/%d" % (r + 1, rounds))
+            for impl, _label in [i for i in impls if i[0] in FAIRNESS_IMPLS]:
+                res = run_once(args.bin, impl, fargs, warmup, count, args.timeout)
+                res["round"] = r
+                fairness.append(res)
+                if res.get("ok"):
+                    log("  fairness %-8s ping-pong p99 %.0f us alone, %.0f us with the stream (%.1fx, %s); "
+                        "stream %.2f GB/s alone, %.2f with the ping-pong (%.2fx, %s)" % (
+                            impl, res["pingpong_alone_p99_us"], res["pingpong_loaded_p99_us"], res["latency_ratio"],
+                            "pass" if res["latency_ok"] else "miss", res["stream_alone_gbps"],
+                            res["stream_loaded_gbps"], res["stream_ratio"], "pass" if res["stream_ok"] else "miss"))
+                else:
+                    log("  fairness %-8s FAILED: %s" % (impl, res.get("error")))
+        for impl, e in fairness_summary(fairness).items():
+            if e["rounds"]:
+                log("fairness %s (medians): p99 ratio %.1fx (bound < %.0fx) %s; stream ratio %.2fx (bound >= %.1fx) %s" % (
+                    impl, e["latency_ratio"], e["latency_bound"], "pass" if e["latency_ok"] else "MISS",
+                    e["stream_ratio"], e["stream_bound"], "pass" if e["stream_ok"] else "MISS"))
 
     instructions = {}
     if not args.no_callgrind:
@@ -696,15 +815,15 @@ def main():
     meta["load_after"] = loadavg()
 
     summary = build_summary(impls, runs)
-    write_report(args.out, meta, impls, summary, runs, instructions, syscalls)
+    write_report(args.out, meta, impls, summary, runs, instructions, syscalls, fairness)
 
 
-def write_report(out, meta, impls, summary, runs, instructions, syscalls):
+def write_report(out, meta, impls, summary, runs, instructions, syscalls, fairness=None):
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "results.json"), "w") as f:
-        json.dump({"meta": meta, "summary": summary, "instructions": instructions, "syscalls": syscalls, "runs": runs},
-                  f, indent=1)
-    write_markdown(os.path.join(out, "results.md"), meta, impls, summary, instructions, syscalls)
+        json.dump({"meta": meta, "summary": summary, "instructions": instructions, "syscalls": syscalls, "runs": runs,
+                   "fairness": fairness or []}, f, indent=1)
+    write_markdown(os.path.join(out, "results.md"), meta, impls, summary, instructions, syscalls, fairness)
     write_svg(os.path.join(out, "chart.svg"), meta, impls, summary, instructions)
     with open(os.path.join(out, "results.md")) as f:
         print(f.read())

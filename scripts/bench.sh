@@ -3,6 +3,7 @@
 #
 #   scripts/bench.sh [--long] [--rounds N] [--out DIR] [--impls a,b] [--workloads a,b]
 #                    [--no-callgrind] [--no-strace] [--callgrind-only] [--note TEXT]
+#                    [--baseline BIN[:TAG]] [--baseline-impls a,b]
 #
 # Builds build/bench (Release, benchmarks only) with at most $JOBS (default 2)
 # parallel jobs, then runs benchmarks/run.py: interleaved rounds of every
@@ -11,6 +12,8 @@
 # Writes results.md, results.json, chart.svg and callgrind/ to --out
 # (default build/bench/results) and prints the table. A default run takes a
 # few minutes; --long takes tens of minutes. See docs/benchmarks.md.
+# --baseline runs a second asock_bench (an earlier commit's) interleaved with
+# this one, for before/after figures from one run.
 #
 # Optional baselines are built when their packages are installed:
 #   apt-get install -y libasio-dev libuv1-dev valgrind strace

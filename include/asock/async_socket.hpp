@@ -19,6 +19,7 @@
 #pragma once
 
 #include <asock/buffer.hpp>
+#include <asock/detail/inline_budget.hpp>
 #include <asock/detail/operation.hpp>
 #include <asock/ops/notify_awaitable.hpp>
 #include <asock/ops/receive_awaitable.hpp>
@@ -333,11 +334,14 @@ private:
             // destroy on another thread waits until this callback has run.
             const send_sync_result r = core_->start_send_for_callback(op, done);
             if (r == send_sync_result::ok && done) {
-                const bool now = detail::tls_inline_depth < detail::max_inline_depth;
+                const bool now = detail::tls_inline_depth < detail::max_inline_depth &&
+                                 detail::take_inline_budget(core_->engine());
                 if (now) {
                     ++detail::tls_inline_depth;
                 }
-                core_->deliver_inline_send(op, now); // past the limit: on an engine thread instead
+                // Past the depth limit or the thread's inline budget
+                // (detail/inline_budget.hpp): on an engine thread instead.
+                core_->deliver_inline_send(op, now);
                 if (now) {
                     --detail::tls_inline_depth;
                 }
@@ -346,7 +350,8 @@ private:
         } else {
             const send_sync_result r = core_->start_send(op, done);
             if (r == send_sync_result::ok && done) {
-                if (detail::tls_inline_depth < detail::max_inline_depth) {
+                if (detail::tls_inline_depth < detail::max_inline_depth &&
+                    detail::take_inline_budget(core_->engine())) {
                     ++detail::tls_inline_depth;
                     op.on_complete(op.context, op.result);
                     --detail::tls_inline_depth;

@@ -88,6 +88,7 @@ concept platform_policy = requires {
     { P::default_owner() } -> std::same_as<basic_handle_owner<typename P::native_handle_type>>;
     // Core: the spec's state machine and the three operations.
     core.attach(&engine, transport);
+    core.post(item); // runs where the socket's events run (an awaiter resumed from another thread)
     { core.open(handle, owner) } -> std::same_as<open_result>;
     core.close();
     core.detach();

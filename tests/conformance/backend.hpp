@@ -31,6 +31,9 @@
 //   transport_calls(h)      send / receive calls the backend made on h
 //   settle()                delivers what the peer did and runs the engine
 //                           until nothing is left to do
+//   run_pass()              one pass of the engine's loop: what is ready now
+//                           (at most one completion per outstanding call on a
+//                           completion backend)
 //
 // and its rows of docs/design.md's backend differences, as constants:
 //   send_callback_inside_start, has_notify_io, send_after_reset_accepted,

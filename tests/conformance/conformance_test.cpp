@@ -19,6 +19,10 @@
 // sleeps, nothing is timed.
 #include "backend.hpp"
 
+#include <asock/detail/inline_budget.hpp>
+
+#include <algorithm>
+#include <coroutine>
 #include <limits>
 #include <memory>
 #include <span>
@@ -1318,4 +1322,126 @@ TEST_CASE("notify_io_async on an OPEN socket waits for readiness, and a pending 
     d.settle();
     CHECK(readable.calls == 1);
     CHECK(writable.calls == 1);
+}
+
+// ---- fairness (docs/design.md, "Fairness") --------------------------------------------
+
+namespace {
+
+/// Counts, for one coroutine, the co_awaits that did not suspend, in a row.
+struct inline_counter {
+    int run = 0;
+    int longest_run = 0;
+    int completions = 0;
+};
+
+template <class A>
+struct counted {
+    A inner;
+    inline_counter* c;
+    bool await_ready() noexcept { return inner.await_ready(); }
+    bool await_suspend(std::coroutine_handle<> h) noexcept
+    {
+        // One thread here: nothing resumes the coroutine before this returns.
+        if (inner.await_suspend(h)) {
+            c->run = 0;
+            return true;
+        }
+        c->longest_run = std::max(c->longest_run, ++c->run);
+        return false;
+    }
+    decltype(auto) await_resume() noexcept
+    {
+        ++c->completions;
+        return inner.await_resume();
+    }
+};
+template <class A>
+counted(A, inline_counter*) -> counted<A>;
+
+struct reader_state {
+    inline_counter counter;
+    bool stop = false;
+    bool ended = false;
+};
+
+eager_coro endless_reader(socket_t& s, std::string& buf, reader_state& st)
+{
+    for (;;) {
+        counted aw{s.receive_async(asock::mutable_buffer{buf.data(), static_cast<std::uint32_t>(buf.size())}),
+                   &st.counter}; // named: it lives in the coroutine frame
+        const asock::receive_outcome r = co_await aw;
+        if (!r || st.stop) {
+            break;
+        }
+    }
+    st.ended = true;
+}
+
+} // namespace
+
+TEST_CASE("fairness: a coroutine whose receives always find data does not starve another socket",
+          "[conformance][fairness]")
+{
+    reader_state st; // outlives the engine, whose queue may still hold its resumption
+    backend d;
+    native_t ha{};
+    native_t hb{};
+    socket_t a = open_socket(d, ha);
+    socket_t b = open_socket(d, hb);
+
+    awaited<asock::receive_outcome> b_got;
+    std::string b_buf(8, '\0');
+    await_into(b_got, [&] { return b.receive_async(asock::mutable_buffer{b_buf.data(), 8}); });
+    d.settle();
+    REQUIRE_FALSE(b_got.done());
+
+    // The peer of A has sent far more than A's reader takes in the passes
+    // below, 100 bytes at a time; the reader starts inside the loop, from
+    // posted work, as a socket's coroutine does.
+    d.peer_sends(ha, std::string(200000, 'a'));
+    std::string a_buf(100, '\0');
+    struct starter : asock::detail::work_item {
+        socket_t* s = nullptr;
+        std::string* buf = nullptr;
+        reader_state* st = nullptr;
+    } go;
+    go.s = &a;
+    go.buf = &a_buf;
+    go.st = &st;
+    go.run = [](asock::detail::work_item* w) noexcept {
+        auto* g = static_cast<starter*>(w);
+        endless_reader(*g->s, *g->buf, *g->st);
+    };
+    d.engine().post(&go);
+    d.run_pass();
+    REQUIRE(st.counter.completions > 0);
+
+    // B's peer sends: B's receive completes within two passes while A goes on.
+    d.peer_sends(hb, "ping");
+    int passes = 0;
+    while (!b_got.done() && passes < 10) {
+        d.run_pass();
+        ++passes;
+    }
+    CHECK(b_got.done());
+    CHECK(passes <= 2);
+    CHECK(b_got.result() == asock::receive_outcome{receive_result::ok, 4});
+    for (int i = 0; i < 3; ++i) {
+        const int c0 = st.counter.completions;
+        d.run_pass();
+        CHECK(st.counter.completions > c0);
+    }
+    CHECK_FALSE(st.ended);
+    CHECK(st.counter.completions < 2000); // A's data is not what ran out
+    CHECK(st.counter.longest_run <= static_cast<int>(asock::detail::inline_budget_limit));
+
+    st.stop = true;
+    for (int i = 0; i < 10 && !st.ended; ++i) {
+        d.run_pass();
+    }
+    CHECK(st.ended);
+    a.close();
+    b.close();
+    d.settle();
 }

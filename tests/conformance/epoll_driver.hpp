@@ -116,6 +116,10 @@ public:
 
     // ---- running --------------------------------------------------------------------
 
+    /// Runs one pass of the engine's loop on this thread: the events and
+    /// posted work ready now.
+    void run_pass() { engine_->poll(); }
+
     /// Runs the engine's loop on this thread until a pass finds nothing to do.
     void settle()
     {

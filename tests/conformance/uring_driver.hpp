@@ -10,7 +10,8 @@
 // many as the peer still reads (peer_accepts_some: a short send, which the
 // backend resumes with the rest), or -ECONNRESET after a reset. Cancelled
 // calls complete -ECANCELED at the ASYNC_CANCEL's submission (the fake's
-// default), so a close() on the test thread finds them at once.
+// default), so a close() on the test thread finds them at once. run_pass()
+// is one pass of the loop with at most one completion per outstanding call.
 //
 // See backend.hpp for the interface every driver provides.
 #pragma once
@@ -111,6 +112,23 @@ public:
 
     // ---- running --------------------------------------------------------------------
 
+    /// One pass. A call issued during a turn of the loop reaches the kernel
+    /// only at the next turn's submit, and its completion only at a reap
+    /// after that; so a pass is: a turn (what is ready now: completions in
+    /// the queue, posted work); the kernel takes what that turn submitted and
+    /// completes at most one call per outstanding call (per direction) that
+    /// the peer allows; a turn that reaps those completions. A call issued
+    /// from inside one of them waits for the next pass.
+    void run_pass()
+    {
+        static_cast<void>(engine_->poll());
+        static_cast<void>(asock_utest::fake_uring().submit());
+        for (auto& [h, p] : peers_) {
+            static_cast<void>(pump(h, p, true));
+        }
+        static_cast<void>(engine_->poll());
+    }
+
     void settle()
     {
         for (int i = 0; i < 100000; ++i) {
@@ -135,11 +153,17 @@ private:
         std::size_t window = 0;
     };
 
-    static bool pump(handle_type h, peer& p)
+    // Completes the outstanding calls of `h` that the peer's actions allow
+    // (with `once`, at most one per direction).
+    static bool pump(handle_type h, peer& p, bool once = false)
     {
         asock_utest::fake_uring_world& w = asock_utest::fake_uring();
         bool progress = false;
-        while (const auto c = w.find(h, false)) {
+        while (!(once && progress)) {
+            const auto c = w.find(h, false);
+            if (!c) {
+                break;
+            }
             if (!p.inbound.empty()) {
                 p.inbound.front() = w.complete_recv(h, p.inbound.front());
                 if (p.inbound.front().empty()) {
@@ -154,7 +178,12 @@ private:
             }
             progress = true;
         }
-        while (const auto c = w.find(h, true)) {
+        bool sent = false;
+        while (!(once && sent)) {
+            const auto c = w.find(h, true);
+            if (!c) {
+                break;
+            }
             if (p.reset) {
                 w.complete(c->s.user_data, -ECONNRESET);
             } else if (p.reads_all) {
@@ -164,9 +193,9 @@ private:
             } else {
                 break;
             }
-            progress = true;
+            sent = true;
         }
-        return progress;
+        return progress || sent;
     }
 
     asock::engine_ref<engine_type> engine_;

@@ -139,6 +139,18 @@ public:
 
     // ---- running --------------------------------------------------------------------
 
+    /// One pass, as a pool would make it: the posted work queued now, and at
+    /// most one completion per outstanding call (a call issued from inside
+    /// that completion waits for the next pass).
+    void run_pass()
+    {
+        wait_for_cancelled_calls();
+        asock_wtest::fake().run_work();
+        for (auto& [h, p] : peers_) {
+            pump(h, p, true);
+        }
+    }
+
     /// Delivers what the peer did to the outstanding calls and runs posted
     /// work until nothing is left to do.
     void settle()
@@ -199,10 +211,12 @@ private:
         return size;
     }
 
-    static bool pump(handle_type h, peer& p)
+    // Completes the outstanding calls of `h` that the peer's actions allow
+    // (with `once`, at most one per direction).
+    static bool pump(handle_type h, peer& p, bool once = false)
     {
         bool progress = false;
-        while (outstanding(h, kind::recv)) {
+        while (outstanding(h, kind::recv) && !(once && progress)) {
             if (!p.inbound.empty()) {
                 const std::size_t room = last_receive_room(h);
                 std::string chunk = p.inbound.front().substr(0, room);
@@ -220,7 +234,8 @@ private:
             }
             progress = true;
         }
-        while (outstanding(h, kind::send)) {
+        bool sent = false;
+        while (outstanding(h, kind::send) && !(once && sent)) {
             if (p.reset) {
                 asock_wtest::fake().complete_send(h, ERROR_NETNAME_DELETED, 0);
             } else if (p.reads_all) {
@@ -231,9 +246,9 @@ private:
             } else {
                 break;
             }
-            progress = true;
+            sent = true;
         }
-        return progress;
+        return progress || sent;
     }
 
     // Until the OS helper has delivered every call that CancelIoEx finished

@@ -15,7 +15,9 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <mutex>
+#include <set>
 #include <span>
 #include <thread>
 
@@ -306,4 +308,179 @@ TEST_CASE("regression: a coroutine whose socket is closed and whose engine is de
         CHECK(resumed.load() == 1);
         CHECK(seen == asock::receive_result::abandoned);
     }
+}
+
+// ==== one loop per engine thread ========================================================
+
+namespace {
+
+/// The threads one socket's completions ran on (those after its first wait:
+/// an operation completing inside its start call runs on the caller).
+struct thread_log {
+    std::mutex mu;
+    std::vector<std::thread::id> ids;
+    void note()
+    {
+        const std::thread::id me = sc::this_thread_id();
+        std::lock_guard lk(mu);
+        ids.push_back(me);
+    }
+};
+
+/// The echoing end, in callback form: receive, send back what came, again,
+/// until the peer hangs up.
+struct echo_end {
+    asock::tcp_socket* socket = nullptr;
+    asock::receive_operation rop;
+    asock::send_operation sop;
+    std::array<char, 4096> buf{};
+    std::uint32_t pending = 0;
+    std::uint64_t echoed = 0;
+    thread_log log;
+    std::atomic<bool> ended{false};
+    bool failed = false;
+
+    void receive()
+    {
+        if (socket->receive_async(rop, asock::buffer(buf.data(), buf.size()), &on_received, this) !=
+            asock::start_result::started) {
+            finish(true);
+        }
+    }
+    void finish(bool failure)
+    {
+        failed = failure;
+        ended.store(true, std::memory_order_release);
+    }
+    static void on_received(void* c, asock::receive_result r, std::uint32_t n)
+    {
+        auto* self = static_cast<echo_end*>(c);
+        self->log.note();
+        if (r != asock::receive_result::ok) {
+            self->finish(r != asock::receive_result::abandoned);
+            return;
+        }
+        self->pending = n;
+        const auto sr = self->socket->send_async(self->sop, asock::buffer(static_cast<const void*>(self->buf.data()), n),
+                                                 &on_sent, self);
+        if (sr != asock::send_sync_result::ok) { // (ok: on_sent runs, maybe already has)
+            self->finish(true);
+        }
+    }
+    static void on_sent(void* c, asock::send_result r)
+    {
+        auto* self = static_cast<echo_end*>(c);
+        self->log.note();
+        if (r != asock::send_result::ok) {
+            self->finish(true);
+            return;
+        }
+        self->echoed += self->pending;
+        self->receive();
+    }
+};
+
+/// The talking end, a coroutine: sends messages of varying sizes, each one
+/// followed by reading its echo back, then hangs up. Notes the thread after
+/// every co_await.
+asock::task<void> talk(asock::tcp_socket& s, std::uint32_t seed, int rounds, thread_log* log, std::uint64_t* checked,
+                       bool* ok)
+{
+    std::uint64_t offset = 0;
+    std::vector<char> in(64 * 1024);
+    *ok = false;
+    for (int r = 0; r < rounds; ++r) {
+        const std::size_t size = 1 + (static_cast<std::size_t>(seed) * 7919u + static_cast<std::size_t>(r) * 104729u) % 24000u;
+        const std::string msg = sc::pattern_string(size, offset, seed);
+        const asock::send_result sr = co_await s.send_async(asock::buffer(std::string_view(msg)));
+        log->note();
+        if (sr != asock::send_result::ok) {
+            co_return;
+        }
+        std::size_t got = 0;
+        while (got < size) {
+            const asock::receive_outcome o = co_await s.receive_async(asock::buffer(in.data(), size - got));
+            log->note();
+            if (!o) {
+                co_return;
+            }
+            if (sc::check_pattern(in.data(), o.bytes_received, offset + got, seed) != o.bytes_received) {
+                co_return;
+            }
+            got += o.bytes_received;
+        }
+        offset += size;
+    }
+    *checked = offset;
+    *ok = s.shutdown_send() == asock::shutdown_result::ok;
+}
+
+} // namespace
+
+TEST_CASE("a 4-thread engine keeps each connection's callbacks and resumptions on one thread", "[integration][loops]")
+{
+    constexpr unsigned threads = 4;
+    constexpr int pairs = 32;
+    constexpr int rounds = 40;
+    auto engine = asock::make_engine({.threads = threads});
+    REQUIRE(engine);
+    asock::engine& e = *engine;
+    const std::thread::id main_thread = std::this_thread::get_id();
+
+    std::vector<asock::tcp_socket> talkers;
+    std::vector<asock::tcp_socket> echoers;
+    talkers.reserve(pairs);
+    echoers.reserve(pairs);
+    for (int i = 0; i < pairs; ++i) {
+        auto [fa, fb] = it::make_tcp_pair();
+        talkers.push_back(sc::open_socket(e, fa));
+        echoers.push_back(sc::open_socket(e, fb));
+    }
+    std::vector<std::unique_ptr<echo_end>> ends;
+    std::vector<std::unique_ptr<thread_log>> talk_logs;
+    std::vector<std::uint64_t> checked(pairs, 0);
+    std::unique_ptr<bool[]> ok(new bool[pairs]());
+    for (int i = 0; i < pairs; ++i) {
+        ends.push_back(std::make_unique<echo_end>());
+        ends.back()->socket = &echoers[static_cast<std::size_t>(i)];
+        talk_logs.push_back(std::make_unique<thread_log>());
+    }
+    for (auto& end : ends) {
+        end->receive();
+    }
+    sc::tracker tr;
+    for (int i = 0; i < pairs; ++i) {
+        const auto k = static_cast<std::size_t>(i);
+        sc::start(tr, talk(talkers[k], static_cast<std::uint32_t>(i + 1), rounds, talk_logs[k].get(), &checked[k], &ok[k]));
+    }
+    tr.wait(e, "talkers");
+    sc::wait_until("echoers see the hang-up", [&] {
+        return std::all_of(ends.begin(), ends.end(), [](const auto& end) { return end->ended.load(std::memory_order_acquire); });
+    });
+
+    std::set<std::thread::id> used;
+    const auto check_one_thread = [&](thread_log& log, const char* who, int i) {
+        std::lock_guard lk(log.mu);
+        INFO(who << " " << i);
+        std::set<std::thread::id> seen;
+        for (const auto& id : log.ids) {
+            if (id != main_thread) { // completed inside a start call made on this thread
+                seen.insert(id);
+            }
+        }
+        CHECK(seen.size() == 1);
+        used.insert(seen.begin(), seen.end());
+    };
+    for (int i = 0; i < pairs; ++i) {
+        const auto k = static_cast<std::size_t>(i);
+        INFO("pair " << i);
+        CHECK(ok[k]);
+        CHECK_FALSE(ends[k]->failed);
+        CHECK(ends[k]->echoed == checked[k]); // every byte there and back
+        CHECK(checked[k] > 0);
+        check_one_thread(*talk_logs[k], "talker", i);
+        check_one_thread(ends[k]->log, "echoer", i);
+    }
+    // 64 sockets, least loaded first: every engine thread served some.
+    CHECK(used.size() == threads);
 }

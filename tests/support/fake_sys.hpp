@@ -7,6 +7,15 @@
 // passed to each call. Nothing here blocks: epoll_wait returns only the events
 // the test raised (plus the engine's wake-up while its eventfd is signalled).
 //
+// Several epoll instances are separate, as in the kernel: an event raised for
+// a descriptor goes to the instance it is registered with, an eventfd wakes
+// only the instance it is registered with, epoll_del names the instance (a
+// descriptor registered elsewhere is ENOENT). For an engine with threads (one
+// loop, so one epoll instance, per thread), set `blocking_waits` before
+// creating it: an epoll_wait without timeout that finds nothing then really
+// waits until something is raised or injected on its instance or one of its
+// eventfds is signalled.
+//
 // Scripting a fake socket (`fake().sock(fd)`) or a custom transport
 // (`fake_transport::ep`), both a `fake_endpoint`; each call consumes one step:
 //   send: accept(n) takes up to n of the bytes offered; accept_all();
@@ -34,6 +43,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -230,6 +240,7 @@ public:
         on_epoll_add = nullptr;
         on_eventfd_drain = nullptr;
         on_schedule_point = nullptr;
+        on_socket_send = nullptr;
         epoll_add_calls = epoll_del_calls = epoll_wait_calls = eventfd_signals = 0;
         deleted_fds.clear();
         shutdown_fds.clear();
@@ -238,6 +249,7 @@ public:
         closed_fds.clear();
         tcp_inq = false;
         enable_inq_fds.clear();
+        blocking_waits = false;
     }
 
     // ---- scripting ----------------------------------------------------------
@@ -272,6 +284,7 @@ public:
             return false;
         }
         pending_[it->second.epfd].push_back(make_event(events, it->second.data));
+        wakeup_.notify_all();
         return true;
     }
 
@@ -280,6 +293,7 @@ public:
     {
         std::lock_guard lk(mu_);
         pending_[epfd].push_back(make_event(events, data));
+        wakeup_.notify_all();
     }
 
     // ---- the virtual clock (the engine's `now()` and its timerfd) ----------
@@ -317,6 +331,11 @@ public:
     /// timerfd_settime calls so far.
     int timerfd_arms = 0;
 
+    /// An epoll_wait with timeout -1 that has nothing to report blocks until
+    /// its instance has something (for engines with threads; see the top).
+    /// Set it before the engine's threads start; reset() clears it.
+    bool blocking_waits = false;
+
     int fail_epoll_create = 0;
     int fail_eventfd_create = 0;
     int fail_epoll_add = 0;
@@ -330,6 +349,9 @@ public:
     /// asock::detail::readiness::schedule_point), on the thread that reached
     /// it, outside the fake's lock. Set it before the threads that reach it start.
     std::function<void(asock::detail::readiness::schedule_point)> on_schedule_point;
+    /// Run at the start of each socket send call (send_iov / send_one),
+    /// before it answers, with the descriptor.
+    std::function<void(int)> on_socket_send;
 
     // ---- inspection ---------------------------------------------------------
 
@@ -448,66 +470,74 @@ public:
         return find(fd, fd_kind::socket) != nullptr;
     }
 
-    int sys_epoll_del(int /*epfd*/, int fd)
+    int sys_epoll_del(int epfd, int fd)
     {
         std::lock_guard lk(mu_);
         ++epoll_del_calls;
         deleted_fds.push_back(fd);
-        if (regs_.erase(fd) == 0) {
-            errno = ENOENT;
+        auto it = regs_.find(fd);
+        if (it == regs_.end() || it->second.epfd != epfd) {
+            errno = ENOENT; // not registered with this instance
             return -1;
         }
+        regs_.erase(it);
         return 0;
     }
 
     int sys_epoll_wait(int epfd, epoll_event* events, int max_events, int timeout_ms)
     {
-        std::lock_guard lk(mu_);
+        std::unique_lock lk(mu_);
         ++epoll_wait_calls;
-        int n = 0;
-        auto& q = pending_[epfd];
-        while (n < max_events && !q.empty()) {
-            events[n++] = q.front();
-            q.pop_front();
-        }
-        for (const auto& [fd, reg] : regs_) {
-            auto it = fds_.find(fd);
-            if (n < max_events && reg.epfd == epfd && it != fds_.end() && it->second.kind == fd_kind::eventfd &&
-                it->second.counter != 0) {
-                events[n++] = make_event(EPOLLIN, reg.data);
+        for (;;) {
+            int n = 0;
+            auto& q = pending_[epfd];
+            while (n < max_events && !q.empty()) {
+                events[n++] = q.front();
+                q.pop_front();
             }
-        }
-        n = report_timers(epfd, events, n, max_events);
-        if (n == 0 && timeout_ms != 0) {
-            // Blocked: time passes until the earliest armed timer, or the timeout.
-            std::optional<clock::time_point> wake;
             for (const auto& [fd, reg] : regs_) {
                 auto it = fds_.find(fd);
-                if (reg.epfd == epfd && it != fds_.end() && it->second.kind == fd_kind::timerfd && it->second.armed &&
-                    (!wake || it->second.deadline < *wake)) {
-                    wake = it->second.deadline;
+                if (n < max_events && reg.epfd == epfd && it != fds_.end() && it->second.kind == fd_kind::eventfd &&
+                    it->second.counter != 0) {
+                    events[n++] = make_event(EPOLLIN, reg.data);
                 }
             }
-            if (timeout_ms > 0 && (!wake || *wake > now_ + std::chrono::milliseconds(timeout_ms))) {
-                now_ += std::chrono::milliseconds(timeout_ms);
-                return 0;
+            n = report_timers(epfd, events, n, max_events);
+            if (n == 0 && timeout_ms != 0) {
+                // Blocked: time passes until the earliest armed timer, or the timeout.
+                std::optional<clock::time_point> wake;
+                for (const auto& [fd, reg] : regs_) {
+                    auto it = fds_.find(fd);
+                    if (reg.epfd == epfd && it != fds_.end() && it->second.kind == fd_kind::timerfd &&
+                        it->second.armed && (!wake || it->second.deadline < *wake)) {
+                        wake = it->second.deadline;
+                    }
+                }
+                if (timeout_ms > 0 && (!wake || *wake > now_ + std::chrono::milliseconds(timeout_ms))) {
+                    now_ += std::chrono::milliseconds(timeout_ms);
+                    return 0;
+                }
+                if (wake) {
+                    now_ = std::max(now_, *wake);
+                    n = report_timers(epfd, events, n, max_events);
+                }
             }
-            if (wake) {
-                now_ = std::max(now_, *wake);
-                n = report_timers(epfd, events, n, max_events);
+            if (n == 0 && timeout_ms < 0 && blocking_waits) {
+                wakeup_.wait(lk); // another thread raises, injects or signals
+                continue;
             }
+            if (n == 0 && timeout_ms != 0) {
+                // A real epoll_wait would block here, and nothing could ever wake it
+                // in a single-threaded test: stop instead of spinning forever.
+                if (++idle_waits_ > 100000) {
+                    std::fprintf(stderr, "fake_sys: epoll_wait would block forever (nothing raised)\n");
+                    std::abort();
+                }
+            } else {
+                idle_waits_ = 0;
+            }
+            return n;
         }
-        if (n == 0 && timeout_ms != 0) {
-            // A real epoll_wait would block here, and nothing could ever wake it
-            // in a single-threaded test: stop instead of spinning forever.
-            if (++idle_waits_ > 100000) {
-                std::fprintf(stderr, "fake_sys: epoll_wait would block forever (nothing raised)\n");
-                std::abort();
-            }
-        } else {
-            idle_waits_ = 0;
-        }
-        return n;
     }
 
     // Calls on a descriptor the fake never made fail as the kernel would (EBADF).
@@ -518,6 +548,7 @@ public:
         if (fd_state* s = find(fd, fd_kind::eventfd)) {
             ++eventfd_signals;
             ++s->counter;
+            wakeup_.notify_all();
         }
     }
 
@@ -534,6 +565,9 @@ public:
 
     long sys_send_iov(int fd, const iovec* iov, int count)
     {
+        if (on_socket_send) {
+            on_socket_send(fd); // outside the fake's lock: it may drive an engine
+        }
         std::lock_guard lk(mu_);
         fd_state* s = find(fd, fd_kind::socket);
         return s != nullptr ? s->ep.do_send(iov, count) : bad_fd();
@@ -688,6 +722,7 @@ private:
     }
 
     mutable std::mutex mu_;
+    std::condition_variable wakeup_; // blocking_waits: something became reportable
     std::map<int, fd_state> fds_;
     std::map<int, registration> regs_;
     std::map<int, std::deque<epoll_event>> pending_;

@@ -297,7 +297,6 @@ inline void scope_joins_handlers(asock::engine& e, int n)
     }
     clients.wait(e, "clients");
     CHECK(echoed.load() == n);
-    CHECK(served.load() == n);
     // Shut down: stop the scope (handlers blocked in receive end), join.
     listener.close();
     scope.request_stop();
@@ -305,6 +304,11 @@ inline void scope_joins_handlers(asock::engine& e, int n)
     start(joined, [](asock::task_scope& sc) -> asock::task<void> { co_await sc.join(); }(scope));
     joined.wait(e, "scope join");
     CHECK(scope.size() == 0);
+    // Counted once the handlers have ended, not when the clients got their
+    // echoes: a handler goes on after its send through the engine's queue
+    // when its thread's inline budget is spent (docs/design.md, "Fairness"),
+    // so it may count after its client has the echo.
+    CHECK(served.load() == n);
     keep.clear();
 }
 

@@ -346,6 +346,32 @@ TEST_CASE("a send that would block waits for EPOLLOUT and then completes",
     CHECK(fake().sock(fd).wire == "queued bytes"); // sent exactly once
 }
 
+TEST_CASE("a write edge that a dispatch skips while a send is blocking is not lost", "[SRS_ASYNC_SOCKET_LINUX_11_055]")
+{
+    // Nothing waits on the write side, so dispatches skip it. The send's
+    // call answers EAGAIN, and while it runs the edge of the room freed
+    // after it arrives and is dispatched (and skipped). The send must see
+    // that and call again rather than wait for an edge that already came.
+    test_env env;
+    int fd = -1;
+    fake_socket s = env.open_socket(fd);
+    fake().sock(fd).send_fails(EAGAIN).accept_all();
+    int dispatched = 0;
+    fake().on_socket_send = [&](int sending) {
+        if (sending == fd && dispatched++ == 0) {
+            REQUIRE(fake().raise(fd, EPOLLOUT));
+            env.engine->poll(); // the write lock is held by the send: the dispatch must not need it
+        }
+    };
+    std::string out = "abc";
+    const const_buffer b[1]{cbuf(out)};
+    CHECK(asock::sync_wait(*env.engine, s.send_async(b)) == send_result::ok);
+    fake().on_socket_send = nullptr;
+    CHECK(dispatched == 2);
+    CHECK(fake().sock(fd).sends.size() == 2);
+    CHECK(fake().sock(fd).wire == "abc");
+}
+
 TEST_CASE("sync_wait drives a send that waits for EPOLLOUT", "[SRS_ASYNC_SOCKET_LINUX_11_055][SRS_ASYNC_SOCKET_LINUX_11_096]")
 {
     test_env env;

@@ -6,6 +6,8 @@
 // holds. Deterministic: the engine has no threads and the test runs its loop.
 #include "conformance/backend.hpp"
 
+#include <asock/detail/inline_budget.hpp>
+
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -376,4 +378,69 @@ TEST_CASE("uring: close inside a hook finds the socket's next completion in the 
     CHECK(s.state() == asock::socket_state::closed);
     d.settle();
     CHECK(p.calls == 1);
+}
+
+namespace {
+
+/// Posted work that posts itself again `left` times; with `spend`, each run
+/// spends the thread's inline budget first (as a socket whose operations all
+/// finished at their start would have).
+struct reposting : asock::detail::work_item {
+    asock_utest::fake_uring_engine* engine = nullptr;
+    int left = 0;
+    int runs = 0;
+    bool spend = false;
+};
+
+void run_reposting(asock::detail::work_item* w) noexcept
+{
+    auto* r = static_cast<reposting*>(w);
+    ++r->runs;
+    if (r->spend) {
+        asock::detail::tls_inline_budget = 0;
+    }
+    if (r->left > 0) {
+        --r->left;
+        r->engine->post(r);
+    }
+}
+
+} // namespace
+
+TEST_CASE("uring: each turn refills the thread's inline budget; once it is spent, work posted by posted work "
+          "waits for the next turn",
+          "[uring][engine][fairness]")
+{
+    backend d;
+    reposting r;
+    r.engine = &d.engine();
+    r.run = &run_reposting;
+
+    // Back from the completion queue: a full budget, whatever was left.
+    asock::detail::tls_inline_budget = 0;
+    static_cast<void>(d.engine().poll());
+    CHECK(asock::detail::tls_inline_budget == asock::detail::inline_budget_limit);
+
+    SECTION("budget left: a few rounds of what posted work posts run in the same turn")
+    {
+        r.left = 3;
+        d.engine().post(&r);
+        static_cast<void>(d.engine().poll());
+        CHECK(r.runs == 4);
+    }
+    SECTION("budget spent: one run per turn, the rest in the turns after")
+    {
+        r.left = 3;
+        r.spend = true;
+        d.engine().post(&r);
+        static_cast<void>(d.engine().poll());
+        CHECK(r.runs == 1);
+        static_cast<void>(d.engine().poll());
+        CHECK(r.runs == 2);
+        static_cast<void>(d.engine().run_one(-1)); // work left for the loop: no wait in the kernel
+        CHECK(r.runs == 3);
+        d.settle();
+        CHECK(r.runs == 4);
+    }
+    asock::detail::refill_inline_budget();
 }

@@ -362,6 +362,11 @@ public:
     native_handle_type native_handle() const noexcept { return socket_; }
     engine_type& engine() const noexcept { return *engine_; }
 
+    /// Runs `item` later on an engine thread (the threadpool has no loop a
+    /// socket belongs to: any of its threads). An awaiter completed by a
+    /// close or a stop request on another thread resumes through this.
+    void post(work_item* item) noexcept { engine_->post(item); }
+
     /// The completion entry point: the policy's completion callback
     /// (registered by Io::register_socket) calls it for every completion of a
     /// call of this core's socket, on an engine thread, with the call record

@@ -149,6 +149,10 @@ public:
     /// handed out. Lock-free; callable from any thread.
     Core* at(std::uint32_t id) const noexcept
     {
+        if (id < first_chunk) { // the first chunk: no arithmetic (every event looks its core up)
+            Core* chunk = chunks_[0].load(std::memory_order_acquire);
+            return chunk != nullptr ? chunk + id : nullptr;
+        }
         const std::uint64_t q = (static_cast<std::uint64_t>(id) / first_chunk) + 1;
         const auto k = static_cast<std::size_t>(std::bit_width(q) - 1); // the chunk holding `id`
         if (k >= max_chunks) {

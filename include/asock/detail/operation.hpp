@@ -84,6 +84,9 @@ struct send_op : operation {
     void advance(std::uint32_t n) noexcept
     {
         sent += n;
+        if (sent == total) {
+            return; // all of it: where it ended no longer matters (the common case)
+        }
         while (n > 0) {
             const std::uint32_t left = buffers[index].size - offset;
             if (n >= left) {
@@ -168,11 +171,25 @@ public:
         op->queued = true;
     }
 
+    /// unlink(front()), with the branches that only an element in the
+    /// middle or at the back needs left out (queues are served from the front).
     operation* pop_front() noexcept
     {
         operation* op = head_;
         if (op != nullptr) {
-            unlink(op);
+            operation* n = static_cast<operation*>(op->next);
+            head_ = n;
+            if (n != nullptr) {
+                n->prev = nullptr;
+            } else {
+                tail_ = nullptr;
+            }
+            op->next = nullptr;
+            // See unlink() on why `queued` is written only when set. The
+            // head's `prev` is null already.
+            if (op->queued) {
+                op->queued = false;
+            }
         }
         return op;
     }

@@ -17,6 +17,10 @@
 //   queues itself after EAGAIN. A send queued behind others is not tried before
 //   them, and the write lock is held across each system call, so the bytes of
 //   concurrent sends never interleave.
+// - The policy places each socket when it registers it (Io::arm chooses where
+//   its events are handled; epoll: one of the engine's loops, one thread),
+//   and every item the core posts goes there (Io::post, core.post), so a
+//   socket's callbacks and resumptions run where its events do.
 // - Events are handled by at most one engine thread per socket at a time (the
 //   RUNNING bit of `dispatch_`); events arriving meanwhile are folded into the
 //   running dispatch. Completion hooks run with no lock held, so a callback or
@@ -96,15 +100,25 @@ template <class Io>
 concept readiness_io = requires(typename Io::engine_type& engine, int fd, std::uint64_t token,
                                 const const_buffer* out, mutable_buffer* in, std::uint32_t count,
                                 std::uint32_t offset, std::size_t& asked, std::uint32_t& covered,
-                                bool hinted, readiness::rest& left, notify_io_type type, work_item* item) {
+                                bool hinted, readiness::rest& left, notify_io_type type, work_item* item,
+                                typename Io::placement& place) {
     typename Io::engine_type;
+    /// Where in the engine a socket is served (epoll: the index of one of the
+    /// engine's loops). Default-constructed for a core never armed; set by
+    /// arm, and kept after disarm.
+    typename Io::placement;
     engine.post(item);
     /// Whether the native path can serve `fd` (a socket, not a pipe or file).
     { Io::is_socket(fd) } -> std::same_as<bool>;
     /// Registers `fd` once for edge-triggered in, out and peer hang-up; its
-    /// events reach the core through on_events with this token. 0: done.
-    { Io::arm(engine, fd, token) } -> std::same_as<int>;
-    Io::disarm(engine, fd);
+    /// events reach the core through on_events with this token, on the
+    /// thread(s) of the placement arm chooses and stores in `place`. 0: done.
+    { Io::arm(engine, fd, token, place) } -> std::same_as<int>;
+    Io::disarm(engine, fd, place);
+    /// Runs `item` later where the socket's events are handled (every post
+    /// of the core goes through here, so a socket's callbacks and
+    /// resumptions stay on its placement's thread).
+    Io::post(engine, place, item);
     /// Readiness of `fd` now, for a readiness wait of `type` (readiness bits).
     { Io::readiness_now(fd, type) } -> std::same_as<std::uint32_t>;
     /// Sends from out[0] + offset onwards, as many buffers as one call takes;
@@ -171,7 +185,7 @@ public:
         // by epoll and fail only at the first send or receive. A custom
         // transport decides what its descriptor is (epoll must accept it).
         const bool usable = fd >= 0 && (transport_.is_set() || Io::is_socket(fd));
-        if (!usable || Io::arm(*engine_, fd, token) != 0) {
+        if (!usable || Io::arm(*engine_, fd, token, placement_) != 0) {
             set_state(socket_state::created);
             return open_result::error;
         }
@@ -179,6 +193,9 @@ public:
         owner_ = owner;
         opened_ = true;
         sends_.reset();
+        // A custom transport's sends are its own business: its write side
+        // is always looked at. (No send of this socket has started yet.)
+        write_interest_.store(transport_.is_set(), std::memory_order_relaxed);
         set_state(socket_state::open);
         return open_result::ok;
     }
@@ -215,7 +232,7 @@ public:
             abandoned.splice_back(writes);
             finished.splice_back(write_.finished);
         }
-        Io::disarm(*engine_, fd_);
+        Io::disarm(*engine_, fd_, placement_);
         // A dispatch running on another thread may hold operations it already
         // finished; let it deliver them before this close returns. So may a
         // stop request, or a send that completed inside its start call on
@@ -300,6 +317,14 @@ public:
     int native_handle() const noexcept { return fd_; }
     engine_type& engine() const noexcept { return *engine_; }
 
+    /// Runs `item` later where this socket's events are handled (its
+    /// placement: on epoll, its loop's thread). An awaiter completed by a
+    /// close or a stop request on another thread resumes through this.
+    void post(work_item* item) noexcept { Io::post(*engine_, placement_, item); }
+
+    /// Where the engine serves this socket (set at open; kept after close).
+    typename Io::placement placement() const noexcept { return placement_; }
+
     // ---- operations --------------------------------------------------------
 
     /// Starts a send. On ok, `done` says whether it already finished (result
@@ -360,7 +385,13 @@ private:
             return send_sync_result::ok;
         }
         int err = 0;
-        switch (try_send(op, err)) {
+        const std::uint32_t skips = write_skips_.load(std::memory_order_acquire); // before the call: see write_interest_
+        auto st = try_send(op, err);
+        if (st == readiness::io_status::would_block && !write_interest_.load(std::memory_order_relaxed) &&
+            publish_write_interest(skips)) {
+            st = try_send(op, err); // the edge of the space freed since may have been skipped: look again
+        }
+        switch (st) {
         case readiness::io_status::done:
             op.result = send_result::ok;
             done = true;
@@ -461,6 +492,9 @@ public:
         }
         if (asock::detail::finished_by_early_stop(op, done)) {
             return start_result::started;
+        }
+        if (&sd == &write_ && !write_interest_.load(std::memory_order_relaxed)) {
+            publish_write_interest(0); // before the look: see write_interest_
         }
         const std::uint32_t evs = Io::readiness_now(fd_, op.type);
         if (!notify_ready(op, evs)) {
@@ -615,7 +649,7 @@ private:
         if (!kick_pending_.exchange(true, std::memory_order_acq_rel)) {
             kick_item_.run = &run_kick;
             kick_item_.self = this;
-            engine_->post(&kick_item_);
+            Io::post(*engine_, placement_, &kick_item_);
         }
     }
 
@@ -699,7 +733,7 @@ private:
                 }
             }
         }
-        if ((evs & (ev_out | ev_err | ev_hup | ev_rdhup)) != 0) {
+        if ((evs & (ev_out | ev_err | ev_hup | ev_rdhup)) != 0 && write_side_needed()) {
             std::lock_guard lk(write_.mu);
             mark_taken(write_.finished);
             done.splice_back(write_.finished); // earlier sends' callbacks go first
@@ -708,12 +742,50 @@ private:
                     pump_sends(done);
                 }
                 complete_ready_notifies(write_.notifies, evs, done);
+                if (write_.ops.empty() && write_.notifies.empty() && !transport_.is_set()) {
+                    // Nothing waits for a write edge any more (a connect's
+                    // out-notify, a send that had to wait): later dispatches
+                    // may skip the write side again. Under the write lock, as
+                    // every publication is: a send or notify that is about to
+                    // wait either ran before (and is queued, so this is not
+                    // reached) or runs after, finds the interest clear and
+                    // publishes it. Only while OPEN: a dispatch of an event
+                    // harvested for the previous socket of this core may run
+                    // while the next one is attached (transport_ written).
+                    write_interest_.store(false, std::memory_order_relaxed);
+                }
             }
         }
         // A hook may close or destroy this socket: that takes (and delivers)
         // the rest of `done` through the frame before it returns.
         detail::deliver(done, completion_mode::engine_thread);
         frame.pending = nullptr;
+    }
+
+    // Whether a write-side event needs the write side looked at: not while no
+    // send or out-notify of this socket ever had to wait (write_interest_).
+    // Edge-triggered epoll reports EPOLLOUT with every event of a writable
+    // socket, so this spares a request/response socket the write lock and
+    // the pumps at each incoming message. See write_interest_ for why an
+    // edge is never lost by it.
+    bool write_side_needed() noexcept
+    {
+        if (write_interest_.load(std::memory_order_seq_cst)) {
+            return true;
+        }
+        write_skips_.fetch_add(1, std::memory_order_seq_cst); // announce the skip, then look again
+        return write_interest_.load(std::memory_order_seq_cst);
+    }
+
+    // Before a send or out-notify can wait for a write edge (write lock
+    // held): publishes the interest. `skips_before` is write_skips_
+    // as read before the system call that found the socket not writable:
+    // when it changed, a dispatch may have skipped, after that call, the
+    // edge this operation waits for, and the caller looks again.
+    bool publish_write_interest(std::uint32_t skips_before) noexcept
+    {
+        write_interest_.store(true, std::memory_order_seq_cst);
+        return write_skips_.load(std::memory_order_seq_cst) != skips_before;
     }
 
     // Spec 04_008..04_011: error first, then hang-up (abandoned), then readiness.
@@ -754,7 +826,7 @@ private:
             if (try_receive(static_cast<receive_op&>(*op), err) == readiness::io_status::would_block) {
                 break;
             }
-            read_.ops.unlink(op);
+            read_.ops.pop_front(); // `op`
             hand_over(done, op);
         }
     }
@@ -774,7 +846,7 @@ private:
             if (st == readiness::io_status::would_block) {
                 break;
             }
-            write_.ops.unlink(op);
+            write_.ops.pop_front(); // `op`
             s.result = st == readiness::io_status::done ? send_result::ok : send_failure_result(err);
             if (st == readiness::io_status::failed) {
                 sends_.drop_fin(); // a send before the FIN failed: the FIN is not sent
@@ -1008,6 +1080,11 @@ private:
     }
 
     engine_type* engine_ = nullptr;
+    // Written by Io::arm in open(), before the registration can deliver an
+    // event; read by every post. A core reused by a later socket is placed
+    // anew, so a kick the previous socket left queued (and the new one folds
+    // into, kick_pending_) may run once on the previous socket's placement.
+    typename Io::placement placement_{};
     custom_transport transport_{};
     owner_type owner_{};
     int fd_ = -1;
@@ -1034,6 +1111,31 @@ private:
     // wait for those of other threads.
     std::atomic<std::uint32_t> deliveries_{0};
     std::atomic<bool> kick_pending_{false};
+    // Set before any send or out-notify of this socket may wait for a write
+    // edge, and cleared by a dispatch that finds nothing waiting on the
+    // write side (both under the write lock); while it is clear, dispatches
+    // skip the write side of their events (write_side_needed). No edge is
+    // lost by that (A, B, F and G below are seq_cst):
+    // - A dispatch that skips announced it first (write_skips_ + 1, A) and
+    //   then found the interest clear (B). A send publishes the interest (F)
+    //   after a call that would block (S) and then reads write_skips_ (G);
+    //   it read write_skips_ also before S (C). B read clear, so B precedes
+    //   F, and A precedes G: G sees A's increment. If C did not, the skip
+    //   came after C, so its edge may be one S could not see: the send
+    //   calls again and finds the space that edge announced (or queues, and
+    //   every later dispatch sees the interest and takes the write lock). If
+    //   C did see it, the skipped edge was harvested before S, and S found
+    //   no room after it: the next room raises a new edge. (C is an
+    //   acquire load and A a read-modify-write: the harvest happens before
+    //   C, which is sequenced before S.)
+    // - An out-notify publishes the interest before it looks (readiness_now,
+    //   under the write lock): a dispatch that still found it clear
+    //   harvested its edge before that look, which then sees the readiness.
+    // - Anything queued on the write side (sends, notifies) got there
+    //   through one of those two, and the finished list is delivered by the
+    //   kick that whoever filled it posts.
+    std::atomic<bool> write_interest_{false};
+    std::atomic<std::uint32_t> write_skips_{0};
     kick_item kick_item_{};
     side read_;
     side write_;

@@ -1,21 +1,43 @@
 // asock/linux/epoll_engine.hpp: the execution engine of the epoll backend.
 //
-// An engine owns one epoll instance, an eventfd for wake-ups, the threads that
-// run its event loop, and the pool of socket cores. It is reference counted, as
-// the spec's execution engine is: every socket holds a reference, so the engine
-// outlives its sockets.
+// An engine owns one event loop per thread, the threads that run them, and
+// the pool of socket cores. It is reference counted, as the spec's execution
+// engine is: every socket holds a reference, so the engine outlives its
+// sockets.
 //
-// Timers (include/asock/detail/timer_queue.hpp) wake the loop through one
-// timerfd in the same epoll instance, armed at the earliest deadline.
+// Loops. Each loop has its own epoll instance, its own eventfd (wake-ups and
+// stop) and its own locked queue of work posted from other threads; a loop
+// thread also keeps a thread-local queue of the work it posts to itself (no
+// system call). An engine with `threads = N >= 1` has N loops, one thread
+// each; an engine with `threads = 0` has one loop, run by whoever calls run(),
+// run_one() or poll() (several callers may run it at once; they then share its
+// epoll instance and its eventfd).
 //
-// Two ways to run the loop:
-// - `threads >= 1`: the engine starts that many threads; each waits on the same
-//   epoll instance. Completions run on whichever thread saw the event.
-// - `threads == 0`: no threads; the caller runs the loop with run(), run_one()
-//   or poll() (single-threaded servers, benchmarks, deterministic tests).
+// A socket belongs to one loop. When a core registers its descriptor
+// (epoll_io::arm) the engine binds it to the loop serving the fewest sockets
+// now (ties go round-robin), so sockets spread over the threads and stay
+// spread as connections come and go. The descriptor is registered with that
+// loop's epoll instance only, and every item the core posts (a kick, an
+// awaiter's resumption) goes to that loop's queue: a socket's events,
+// callbacks and resumptions run on one thread, and a connection that keeps to
+// itself costs no cross-thread wake-up. Least-loaded rather than plain
+// round-robin because a server's connections do not end in the order they
+// started; the cost is a scan of N counters per open, never per operation.
+//
+// Timers (include/asock/detail/timer_queue.hpp) wake loop 0 through one
+// timerfd in its epoll instance, armed at the earliest deadline: they run on
+// loop 0's thread (an engine thread, as documented). A socket woken by a
+// timer (a with_timeout stop request) still completes on its own loop: the
+// resumption is posted there.
+//
+// post() from an engine thread appends to that thread's own loop; from any
+// other thread it goes to the loops in turn (round-robin), so work handed in
+// from outside uses every thread. stop() wakes every loop; destroying the
+// engine joins the threads and then runs what every loop still holds.
 #pragma once
 
 #include <asock/detail/engine_support.hpp>
+#include <asock/detail/inline_budget.hpp>
 #include <asock/detail/operation.hpp>
 #include <asock/detail/timer_queue.hpp>
 #include <asock/linux/epoll_socket_core.hpp>
@@ -35,16 +57,17 @@
 namespace asock::linux_epoll {
 
 struct engine_options {
-    /// Threads the engine starts for its event loop. 0: none; the caller runs
-    /// the loop with run() / run_one() / poll().
+    /// Threads the engine starts, each running an event loop of its own. 0:
+    /// none; one loop, which the caller runs with run() / run_one() / poll().
     unsigned threads = 1;
 };
 
 namespace detail {
-/// The engine whose loop the current thread is running, and the work that loop
+/// The engine and loop the current thread is running, and the work that loop
 /// iteration posted to itself (run before the next wait, with no wake-up call).
 struct loop_context {
     const void* engine = nullptr;
+    unsigned loop = 0;
     asock::detail::work_item* head = nullptr;
     asock::detail::work_item* tail = nullptr;
 };
@@ -67,10 +90,28 @@ public:
     // thread.
 
     unsigned thread_count() const noexcept { return static_cast<unsigned>(threads_.size()); }
-    int epoll_fd() const noexcept { return epfd_; }
+
+    /// Loops of this engine: its thread count, or 1 without threads.
+    unsigned loop_count() const noexcept { return loop_count_; }
+
+    /// The epoll instance of loop `loop` (default: loop 0, which also holds
+    /// the engine's timerfd and, without threads, is the only one).
+    int epoll_fd(unsigned loop = 0) const noexcept { return loops_[loop].epfd; }
+
+    /// The eventfd that wakes loop `loop`.
+    int wakeup_fd(unsigned loop = 0) const noexcept { return loops_[loop].evfd; }
+
+    /// Sockets bound to loop `loop` now (registered and not yet closed).
+    std::uint32_t sockets_on_loop(unsigned loop) const noexcept
+    {
+        return loops_[loop].sockets.load(std::memory_order_relaxed);
+    }
 
     /// True when called from a thread currently running this engine's loop.
     bool running_in_this_thread() const noexcept { return detail::tls_loop.engine == this; }
+
+    /// The loop the calling thread runs, when running_in_this_thread().
+    unsigned current_loop() const noexcept { return detail::tls_loop.loop; }
 
     /// True for an engine without threads whose loop no thread is running
     /// now (in run(), run_one() or poll()). sync_wait(awaitable) asks, to turn
@@ -86,10 +127,10 @@ public:
     /// events and posted items handled.
     std::size_t run() noexcept
     {
-        loop_scope scope(this);
+        loop_scope scope(this, 0);
         std::size_t n = 0;
         while (!stop_.load(std::memory_order_acquire)) {
-            n += run_batch(-1);
+            n += run_batch(loops_[0], -1);
         }
         return n;
     }
@@ -98,64 +139,98 @@ public:
     /// due timer, handles one batch.
     std::size_t run_one(int timeout_ms = -1) noexcept
     {
-        loop_scope scope(this);
-        return run_batch(timeout_ms);
+        loop_scope scope(this, 0);
+        return run_batch(loops_[0], timeout_ms);
     }
 
     /// Handles whatever is ready now, without waiting.
     std::size_t poll() noexcept { return run_one(0); }
 
-    /// Makes run() return and the engine's threads leave their loop.
+    /// Makes run() return and the engine's threads leave their loops.
     void stop() noexcept
     {
         stop_.store(true, std::memory_order_release);
-        // Level-triggered and left undrained: every waiter sees it. A thread
-        // that drains the eventfd for a post puts the signal back when it
-        // finds stop_ set afterwards (run_batch), so no waiter misses it.
-        Sys::eventfd_signal(evfd_);
+        // Level-triggered and left undrained: every waiter of every loop sees
+        // it. A thread that drains its loop's eventfd for a post puts the
+        // signal back when it finds stop_ set afterwards (run_batch), so no
+        // waiter misses it (without threads, several callers may wait on
+        // loop 0 at once).
+        for (unsigned i = 0; i < loop_count_; ++i) {
+            if (loops_[i].evfd >= 0) {
+                Sys::eventfd_signal(loops_[i].evfd);
+            }
+        }
     }
 
     /// Undoes stop() so run() can be called again.
     void restart() noexcept
     {
         stop_.store(false, std::memory_order_release);
-        Sys::eventfd_drain(evfd_);
+        for (unsigned i = 0; i < loop_count_; ++i) {
+            Sys::eventfd_drain(loops_[i].evfd);
+        }
     }
 
     bool stopped() const noexcept { return stop_.load(std::memory_order_acquire); }
 
     /// Runs `item->run(item)` later on an engine thread. Never allocates: the
-    /// item is intrusive. From an engine thread it costs no system call.
+    /// item is intrusive. From an engine thread it costs no system call and
+    /// runs on that same thread; from any other thread the loops take turns.
     void post(work_item* item) noexcept
     {
         item->next = nullptr;
         detail::loop_context& tls = detail::tls_loop;
         if (tls.engine == this) {
-            if (tls.tail != nullptr) {
-                tls.tail->next = item;
-            } else {
-                tls.head = item;
-            }
-            tls.tail = item;
+            push_local(tls, item);
             return;
         }
-        bool wake = false;
-        {
-            std::lock_guard lk(post_mu_);
-            if (post_tail_ != nullptr) {
-                post_tail_->next = item;
-            } else {
-                post_head_ = item;
-            }
-            post_tail_ = item;
-            wake = !wake_pending_;
-            wake_pending_ = true;
-            has_posted_.store(true, std::memory_order_release);
+        unsigned loop = 0;
+        if (loop_count_ > 1) {
+            loop = next_outside_loop_.fetch_add(1, std::memory_order_relaxed) % loop_count_;
         }
-        if (wake) {
-            Sys::eventfd_signal(evfd_);
-        }
+        post_shared(loops_[loop], item);
     }
+
+    /// Runs `item->run(item)` later on the thread of loop `loop` (a socket's
+    /// loop: epoll_io::post). From that thread itself it costs no system call.
+    void post_to(unsigned loop, work_item* item) noexcept
+    {
+        item->next = nullptr;
+        detail::loop_context& tls = detail::tls_loop;
+        if (tls.engine == this && tls.loop == loop) {
+            push_local(tls, item);
+            return;
+        }
+        post_shared(loops_[loop], item);
+    }
+
+    // ---- binding sockets to loops (epoll_io::arm / disarm) -----------------------
+
+    /// Picks the loop for a socket about to be registered: the one serving
+    /// the fewest sockets, the scan starting one loop further each time so
+    /// that ties spread round-robin. Counts the socket there until unbind_loop.
+    unsigned bind_loop() noexcept
+    {
+        unsigned best = 0;
+        if (loop_count_ > 1) {
+            const unsigned first = next_bind_loop_.fetch_add(1, std::memory_order_relaxed) % loop_count_;
+            std::uint32_t least = ~std::uint32_t{0};
+            for (unsigned k = 0; k < loop_count_; ++k) {
+                const unsigned i = (first + k) % loop_count_;
+                const std::uint32_t n = loops_[i].sockets.load(std::memory_order_relaxed);
+                if (n < least) {
+                    least = n;
+                    best = i;
+                }
+            }
+        }
+        loops_[best].sockets.fetch_add(1, std::memory_order_relaxed);
+        return best;
+    }
+
+    /// The socket bound by bind_loop left loop `loop` (closed, or its
+    /// registration failed).
+    void unbind_loop(unsigned loop) noexcept { loops_[loop].sockets.fetch_sub(1, std::memory_order_relaxed); }
 
     // ---- timers (include/asock/detail/timer_queue.hpp) --------------------------
 
@@ -165,10 +240,10 @@ public:
     /// the unit tests gives a virtual one).
     clock::time_point now() const noexcept { return Sys::now(); }
 
-    /// Queues a timer; it runs (node->run) on an engine thread when due, or
-    /// with `shutdown` set when the engine is destroyed first. False once the
-    /// engine is being destroyed, or when cancel_timer came first: the node is
-    /// not queued.
+    /// Queues a timer; it runs (node->run) on an engine thread (loop 0's)
+    /// when due, or with `shutdown` set when the engine is destroyed first.
+    /// False once the engine is being destroyed, or when cancel_timer came
+    /// first: the node is not queued.
     bool add_timer(asock::detail::timer_node* node) noexcept
     {
         return timers_.add(node, [this](clock::time_point t) { Sys::timerfd_arm(tfd_, t); });
@@ -189,21 +264,35 @@ public:
     /// next one (readiness_core::on_events).
     void release_core(core_type* c) noexcept { cores_.release(c); }
 
-    /// The token of the engine's own eventfd in epoll events. Core tokens are
+    /// The token of a loop's own eventfd in epoll events. Core tokens are
     /// (generation << 32 | slot id), and no slot id reaches 0xFFFFFFC0
     /// (detail::core_pool), so neither this nor timer_token names a core.
     static constexpr std::uint64_t wakeup_token = ~std::uint64_t{0};
-    /// The token of the engine's timerfd.
+    /// The token of the engine's timerfd (in loop 0).
     static constexpr std::uint64_t timer_token = ~std::uint64_t{0} - 1;
 
 private:
+    /// One event loop: its epoll instance, its wake-up eventfd, and the work
+    /// other threads posted to it. Aligned so that loops on different threads
+    /// share no cache line.
+    struct alignas(64) loop_state {
+        int epfd = -1;
+        int evfd = -1;
+        std::mutex post_mu;
+        work_item* post_head = nullptr;
+        work_item* post_tail = nullptr;
+        bool wake_pending = false;
+        std::atomic<bool> has_posted{false};
+        std::atomic<std::uint32_t> sockets{0}; // bound by bind_loop, not yet unbound
+    };
+
     basic_epoll_engine() = default;
     ~basic_epoll_engine() = default;
 
     struct loop_scope {
-        explicit loop_scope(basic_epoll_engine* e) noexcept : self(e), saved(detail::tls_loop)
+        loop_scope(basic_epoll_engine* e, unsigned loop) noexcept : self(e), saved(detail::tls_loop)
         {
-            detail::tls_loop = detail::loop_context{e, nullptr, nullptr};
+            detail::tls_loop = detail::loop_context{e, loop, nullptr, nullptr};
             if (e->own_threads_ == 0) {
                 e->callers_in_loop_.fetch_add(1, std::memory_order_acq_rel);
             }
@@ -213,15 +302,16 @@ private:
             if (self->own_threads_ == 0) {
                 self->callers_in_loop_.fetch_sub(1, std::memory_order_acq_rel);
             }
-            // Work posted to this thread but not yet run stays queued on the engine.
+            // Work posted to this thread but not yet run stays queued on its loop.
             detail::loop_context& tls = detail::tls_loop;
             if (tls.head != nullptr) {
-                auto* e = static_cast<basic_epoll_engine*>(const_cast<void*>(tls.engine));
                 asock::detail::work_item* h = tls.head;
+                loop_state& l = self->loops_[tls.loop];
                 tls = detail::loop_context{};
                 while (h != nullptr) {
                     asock::detail::work_item* n = h->next;
-                    e->post(h);
+                    h->next = nullptr;
+                    self->post_shared(l, h);
                     h = n;
                 }
             }
@@ -236,26 +326,35 @@ private:
 
     bool init(const engine_options& options) noexcept
     {
-        epfd_ = Sys::epoll_create();
-        if (epfd_ < 0) {
+        const unsigned n = options.threads == 0 ? 1 : options.threads;
+        loops_.reset(new (std::nothrow) loop_state[n]);
+        if (!loops_) {
             return false;
         }
-        evfd_ = Sys::eventfd_create();
-        if (evfd_ < 0) {
-            return false;
-        }
-        if (Sys::epoll_add(epfd_, evfd_, EPOLLIN, wakeup_token) != 0) {
-            return false;
+        loop_count_ = n;
+        for (unsigned i = 0; i < n; ++i) {
+            loop_state& l = loops_[i];
+            l.epfd = Sys::epoll_create();
+            if (l.epfd < 0) {
+                return false;
+            }
+            l.evfd = Sys::eventfd_create();
+            if (l.evfd < 0) {
+                return false;
+            }
+            if (Sys::epoll_add(l.epfd, l.evfd, EPOLLIN, wakeup_token) != 0) {
+                return false;
+            }
         }
         tfd_ = Sys::timerfd_create();
-        if (tfd_ < 0 || Sys::epoll_add(epfd_, tfd_, EPOLLIN, timer_token) != 0) {
+        if (tfd_ < 0 || Sys::epoll_add(loops_[0].epfd, tfd_, EPOLLIN, timer_token) != 0) {
             return false;
         }
         own_threads_ = options.threads;
         try {
             threads_.reserve(options.threads);
             for (unsigned i = 0; i < options.threads; ++i) {
-                threads_.emplace_back([this] { thread_main(); });
+                threads_.emplace_back([this, i] { thread_main(i); });
             }
         } catch (...) {
             return false;
@@ -284,50 +383,64 @@ private:
 
     void destroy_now() noexcept
     {
-        stop();
+        if (loops_) {
+            stop();
+        }
         for (auto& t : threads_) {
             if (t.joinable()) {
                 t.join();
             }
         }
         threads_.clear();
-        run_leftovers();
+        if (loops_) {
+            run_leftovers();
+        }
         if (tfd_ >= 0) {
             Sys::close(tfd_);
         }
-        if (evfd_ >= 0) {
-            Sys::close(evfd_);
-        }
-        if (epfd_ >= 0) {
-            Sys::close(epfd_);
+        for (unsigned i = 0; i < loop_count_; ++i) {
+            if (loops_[i].evfd >= 0) {
+                Sys::close(loops_[i].evfd);
+            }
+            if (loops_[i].epfd >= 0) {
+                Sys::close(loops_[i].epfd);
+            }
         }
         delete this;
     }
 
-    // Work the engine accepted and has not run yet (a coroutine's resumption
-    // posted by a close or a stop request, a socket's kick): run it now, on
-    // the destroying thread, as if it were a loop thread of this engine, so
-    // that nothing accepted is silently dropped (a dropped resumption leaks
-    // its coroutine frame and never runs its destructors). Timers still
-    // pending complete first, with `shutdown` set (a sleep resumes
-    // `cancelled`); timers added from here on are refused. Work those items
-    // post runs too, until none is left.
+    // Work the engine accepted and has not run yet, on any loop (a
+    // coroutine's resumption posted by a close or a stop request, a socket's
+    // kick): run it now, on the destroying thread, as if it were a loop
+    // thread of this engine, so that nothing accepted is silently dropped (a
+    // dropped resumption leaks its coroutine frame and never runs its
+    // destructors). Timers still pending complete first, with `shutdown` set
+    // (a sleep resumes `cancelled`); timers added from here on are refused.
+    // Work those items post runs too, whichever loop it is posted to, until
+    // no loop holds any.
     void run_leftovers() noexcept
     {
         const detail::loop_context saved = detail::tls_loop;
-        detail::tls_loop = detail::loop_context{this, nullptr, nullptr};
+        detail::tls_loop = detail::loop_context{this, 0, nullptr, nullptr};
         asock::detail::run_timer_list(timers_.close());
-        while (detail::tls_loop.head != nullptr || has_posted_.load(std::memory_order_acquire)) {
-            run_posted_once();
+        for (bool again = true; again;) {
+            again = false;
+            for (unsigned i = 0; i < loop_count_; ++i) {
+                if (detail::tls_loop.head != nullptr || loops_[i].has_posted.load(std::memory_order_acquire)) {
+                    run_posted_once(loops_[i]);
+                    again = true;
+                }
+            }
         }
         detail::tls_loop = saved;
     }
 
-    void thread_main() noexcept
+    void thread_main(unsigned loop) noexcept
     {
-        loop_scope scope(this);
+        loop_scope scope(this, loop);
+        loop_state& l = loops_[loop];
         while (!stop_.load(std::memory_order_acquire)) {
-            run_batch(-1);
+            run_batch(l, -1);
         }
     }
 
@@ -342,15 +455,49 @@ private:
         return false;
     }
 
-    std::size_t run_batch(int timeout_ms) noexcept
+    static void push_local(detail::loop_context& tls, work_item* item) noexcept
+    {
+        if (tls.tail != nullptr) {
+            tls.tail->next = item;
+        } else {
+            tls.head = item;
+        }
+        tls.tail = item;
+    }
+
+    static void post_shared(loop_state& l, work_item* item) noexcept
+    {
+        bool wake = false;
+        {
+            std::lock_guard lk(l.post_mu);
+            if (l.post_tail != nullptr) {
+                l.post_tail->next = item;
+            } else {
+                l.post_head = item;
+            }
+            l.post_tail = item;
+            wake = !l.wake_pending;
+            l.wake_pending = true;
+            l.has_posted.store(true, std::memory_order_release);
+        }
+        if (wake) {
+            Sys::eventfd_signal(l.evfd);
+        }
+    }
+
+    std::size_t run_batch(loop_state& l, int timeout_ms) noexcept
     {
         constexpr int batch = 64;
         epoll_event events[batch];
         detail::loop_context& tls = detail::tls_loop;
-        if (tls.head != nullptr || has_posted_.load(std::memory_order_acquire)) {
+        if (tls.head != nullptr || l.has_posted.load(std::memory_order_acquire)) {
             timeout_ms = 0;
         }
-        int n = Sys::epoll_wait(epfd_, events, batch, timeout_ms);
+        int n = Sys::epoll_wait(l.epfd, events, batch, timeout_ms);
+        // Back from waiting: a new budget of inline completions for this
+        // pass (detail/inline_budget.hpp), so that one socket's run of
+        // inline completions cannot keep the others' events waiting.
+        asock::detail::refill_inline_budget();
         if (n < 0) {
             n = 0; // EINTR
         }
@@ -364,12 +511,12 @@ private:
             }
             if (token == wakeup_token) {
                 if (!stop_.load(std::memory_order_acquire)) {
-                    Sys::eventfd_drain(evfd_);
+                    Sys::eventfd_drain(l.evfd);
                     // stop() may have run between the check and the drain: the
                     // drain then took the signal that every other thread
-                    // sleeping in epoll_wait relies on. Put it back.
+                    // sleeping in this loop's epoll_wait relies on. Put it back.
                     if (stop_.load(std::memory_order_acquire)) {
-                        Sys::eventfd_signal(evfd_);
+                        Sys::eventfd_signal(l.evfd);
                     }
                 }
                 continue;
@@ -379,7 +526,7 @@ private:
             }
             ++handled;
         }
-        return handled + run_posted();
+        return handled + run_posted(l);
     }
 
     std::size_t run_due_timers() noexcept
@@ -388,30 +535,36 @@ private:
             timers_.take_due(Sys::now(), [this](clock::time_point t) { Sys::timerfd_arm(tfd_, t); }));
     }
 
-    std::size_t run_posted() noexcept
+    std::size_t run_posted(loop_state& l) noexcept
     {
         // Work that this thread posts while running posted work (a callback
         // starting a receive posts a kick) runs in the same pass, a few rounds
         // deep, rather than after another epoll_wait.
-        std::size_t n = run_posted_once();
-        for (int round = 0; round < 8 && detail::tls_loop.head != nullptr; ++round) {
-            n += run_posted_once();
+        if (detail::tls_loop.head == nullptr && !l.has_posted.load(std::memory_order_acquire)) {
+            return 0; // the common case after an event batch: nothing posted
+        }
+        // Not once the inline budget is spent: the work left is then a
+        // socket's deferred completions, which wait behind the next epoll_wait.
+        std::size_t n = run_posted_once(l);
+        for (int round = 0; round < 8 && detail::tls_loop.head != nullptr && !asock::detail::inline_budget_spent();
+             ++round) {
+            n += run_posted_once(l);
         }
         return n;
     }
 
-    std::size_t run_posted_once() noexcept
+    std::size_t run_posted_once(loop_state& l) noexcept
     {
         detail::loop_context& tls = detail::tls_loop;
         work_item* local = tls.head;
         tls.head = tls.tail = nullptr;
         work_item* shared = nullptr;
-        if (has_posted_.load(std::memory_order_acquire)) {
-            std::lock_guard lk(post_mu_);
-            shared = post_head_;
-            post_head_ = post_tail_ = nullptr;
-            wake_pending_ = false;
-            has_posted_.store(false, std::memory_order_relaxed);
+        if (l.has_posted.load(std::memory_order_acquire)) {
+            std::lock_guard lk(l.post_mu);
+            shared = l.post_head;
+            l.post_head = l.post_tail = nullptr;
+            l.wake_pending = false;
+            l.has_posted.store(false, std::memory_order_relaxed);
         }
         std::size_t n = 0;
         for (work_item* list : {local, shared}) {
@@ -425,20 +578,16 @@ private:
         return n;
     }
 
-    int epfd_ = -1;
-    int evfd_ = -1;
+    std::unique_ptr<loop_state[]> loops_;
+    unsigned loop_count_ = 0;
     int tfd_ = -1;
     std::atomic<bool> stop_{false};
     bool orphaned_ = false; // last reference dropped inside this engine's loop on the caller's thread
     unsigned own_threads_ = 0;                  // engine_options::threads, fixed before any thread starts
     std::atomic<unsigned> callers_in_loop_{0}; // (no own threads) callers inside run / run_one / poll
+    std::atomic<unsigned> next_outside_loop_{0}; // post() from outside the engine: the next loop to take it
+    std::atomic<unsigned> next_bind_loop_{0};    // bind_loop: where the next scan starts
     std::vector<std::thread> threads_;
-
-    std::mutex post_mu_;
-    work_item* post_head_ = nullptr;
-    work_item* post_tail_ = nullptr;
-    bool wake_pending_ = false;
-    std::atomic<bool> has_posted_{false};
 
     asock::detail::timer_queue timers_;
     asock::detail::core_pool<core_type> cores_;

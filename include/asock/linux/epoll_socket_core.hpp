@@ -1,8 +1,9 @@
 // asock/linux/epoll_socket_core.hpp: the epoll backend's socket core: the
 // shared readiness core (include/asock/detail/readiness_core.hpp) over a
-// small policy that registers descriptors with the engine's epoll instance
-// and moves bytes with sendmsg / recvmsg (`Sys`: the real kernel, or the unit
-// tests' scripted fake, tests/support/fake_sys.hpp).
+// small policy that binds each socket to one of the engine's loops, registers
+// its descriptor with that loop's epoll instance, posts the core's work to
+// that loop, and moves bytes with sendmsg / recvmsg (`Sys`: the real kernel,
+// or the unit tests' scripted fake, tests/support/fake_sys.hpp).
 #pragma once
 
 #include <asock/buffer.hpp>
@@ -33,24 +34,44 @@ struct epoll_io {
 
     static bool is_socket(int fd) noexcept { return Sys::is_socket(fd); }
 
-    static int arm(engine_type& engine, int fd, std::uint64_t token) noexcept
+    /// The loop of the engine that serves a socket (its index): where its
+    /// descriptor is registered and where everything the core posts runs.
+    using placement = unsigned;
+
+    /// Binds the socket to one of the engine's loops (the least loaded) and
+    /// registers `fd` with that loop's epoll instance.
+    static int arm(engine_type& engine, int fd, std::uint64_t token, placement& loop) noexcept
     {
-        return Sys::epoll_add(engine.epoll_fd(), fd, socket_event_mask, token);
+        loop = engine.bind_loop();
+        const int r = Sys::epoll_add(engine.epoll_fd(loop), fd, socket_event_mask, token);
+        if (r != 0) {
+            engine.unbind_loop(loop);
+        }
+        return r;
     }
 
-    static void disarm(engine_type& engine, int fd) noexcept { Sys::epoll_del(engine.epoll_fd(), fd); }
+    /// Unregisters `fd` from its loop. `loop` keeps naming that loop: work
+    /// the core posts after its close (an awaiter's resumption) still goes there.
+    static void disarm(engine_type& engine, int fd, placement loop) noexcept
+    {
+        Sys::epoll_del(engine.epoll_fd(loop), fd);
+        engine.unbind_loop(loop);
+    }
 
-    /// Readiness bits of an epoll event mask.
+    /// Runs `item` on the thread of the socket's loop.
+    static void post(engine_type& engine, placement loop, asock::detail::work_item* item) noexcept
+    {
+        engine.post_to(loop, item);
+    }
+
+    /// Readiness bits of an epoll event mask: shifts and masks, no branch
+    /// per bit (this runs for every event).
     static std::uint32_t readiness_of_events(std::uint32_t events) noexcept
     {
         namespace r = asock::detail::readiness;
-        std::uint32_t bits = 0;
-        bits |= (events & EPOLLIN) ? r::in : 0u;
-        bits |= (events & EPOLLOUT) ? r::out : 0u;
-        bits |= (events & EPOLLERR) ? r::err : 0u;
-        bits |= (events & EPOLLHUP) ? r::hup : 0u;
-        bits |= (events & EPOLLRDHUP) ? r::rdhup : 0u;
-        return bits;
+        static_assert(EPOLLIN == r::in && (EPOLLOUT >> 1) == r::out && (EPOLLERR >> 1) == r::err &&
+                      (EPOLLHUP >> 1) == r::hup && (EPOLLRDHUP >> 9) == r::rdhup);
+        return (events & EPOLLIN) | ((events >> 1) & (r::out | r::err | r::hup)) | ((events >> 9) & r::rdhup);
     }
 
     static std::uint32_t readiness_now(int fd, notify_io_type type) noexcept
@@ -69,10 +90,16 @@ struct epoll_io {
     static long send_some(int fd, const const_buffer* bufs, std::uint32_t count, std::uint32_t offset,
                           std::size_t& asked) noexcept
     {
-        if (count == 1) {
+        if (count == 1) { // the common case, small enough to inline
             asked = bufs[0].size - offset;
             return Sys::send_one(fd, static_cast<const char*>(bufs[0].data) + offset, asked);
         }
+        return send_gather(fd, bufs, count, offset, asked);
+    }
+
+    static long send_gather(int fd, const const_buffer* bufs, std::uint32_t count, std::uint32_t offset,
+                            std::size_t& asked) noexcept
+    {
         iovec iov[max_iov];
         std::uint32_t n = 0;
         asked = 0;
@@ -91,12 +118,21 @@ struct epoll_io {
                              std::uint32_t& covered, std::size_t& asked, asock::detail::readiness::rest& left) noexcept
     {
         left = asock::detail::readiness::rest::unknown;
+        if (count == 1 && !hinted) { // the common case, small enough to inline
+            covered = 1;
+            asked = bufs[0].size;
+            return Sys::recv_one(fd, bufs[0].data, asked);
+        }
+        return receive_scatter(fd, bufs, count, hinted, covered, asked, left);
+    }
+
+    static long receive_scatter(int fd, const mutable_buffer* bufs, std::uint32_t count, bool hinted,
+                                std::uint32_t& covered, std::size_t& asked,
+                                asock::detail::readiness::rest& left) noexcept
+    {
         if (count == 1) {
             covered = 1;
             asked = bufs[0].size;
-            if (!hinted) {
-                return Sys::recv_one(fd, bufs[0].data, asked);
-            }
             iovec one{bufs[0].data, bufs[0].size};
             return receive_hinted(fd, &one, 1, left);
         }

@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -32,6 +33,106 @@ namespace asock::linux_epoll {
 /// Edge-triggered: an operation tries its system call first and waits for an
 /// edge only after EAGAIN, so no epoll_ctl is needed per operation.
 inline constexpr std::uint32_t socket_event_mask = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+
+/// The calls of the per-operation path (send, receive, epoll_wait) go to the
+/// kernel through syscall(2) rather than through their libc wrappers. Those
+/// wrappers are POSIX cancellation points: in a process with more than one
+/// thread every call brackets the system call with
+/// __pthread_enable_asynccancel / __pthread_disable_asynccancel, about 30
+/// instructions a call, six calls per ping-pong round trip. asock never
+/// relies on pthread_cancel: every function of the backend is noexcept, so a
+/// cancellation acted upon inside one would terminate the program rather
+/// than unwind it. syscall(2) is not a cancellation point, sets errno as the
+/// wrappers do, and costs a handful of instructions; on x86_64 the call is
+/// made inline (direct::call6). Under a sanitizer the wrappers stay: the
+/// sanitizers model what they do (ThreadSanitizer the synchronisation
+/// through descriptors, AddressSanitizer the buffers handed to the kernel).
+/// A program that interposes on the libc socket calls (a kernel-bypass stack
+/// loaded with LD_PRELOAD, a fault-injection library) defines
+/// ASOCK_LIBC_SYSCALLS (CMake: -DASOCK_LIBC_SYSCALLS=ON) to keep the wrappers.
+#if defined(ASOCK_LIBC_SYSCALLS) || defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define ASOCK_DETAIL_LIBC_SYSCALLS 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
+#define ASOCK_DETAIL_LIBC_SYSCALLS 1
+#endif
+#endif
+
+namespace direct {
+#if defined(ASOCK_DETAIL_LIBC_SYSCALLS)
+inline ssize_t sendto(int fd, const void* data, std::size_t length, int flags) noexcept
+{
+    return ::send(fd, data, length, flags);
+}
+inline ssize_t recvfrom(int fd, void* data, std::size_t length, int flags) noexcept
+{
+    return ::recv(fd, data, length, flags);
+}
+inline ssize_t sendmsg(int fd, const msghdr* msg, int flags) noexcept { return ::sendmsg(fd, msg, flags); }
+inline ssize_t recvmsg(int fd, msghdr* msg, int flags) noexcept { return ::recvmsg(fd, msg, flags); }
+inline int epoll_wait(int epfd, epoll_event* events, int max_events, int timeout_ms) noexcept
+{
+    return ::epoll_wait(epfd, events, max_events, timeout_ms);
+}
+#else
+#if defined(__x86_64__)
+// The syscall instruction itself (the kernel's x86_64 calling convention:
+// number in rax, arguments in rdi, rsi, rdx, r10, r8, r9; rcx and r11 are
+// clobbered), with errno set as syscall(2) sets it. Inline, this also saves
+// syscall(2)'s call and argument shuffle, about 15 instructions a call.
+inline long call6(long n, long a1, long a2, long a3, long a4, long a5, long a6) noexcept
+{
+    long r;
+    register long r10 __asm__("r10") = a4;
+    register long r8 __asm__("r8") = a5;
+    register long r9 __asm__("r9") = a6;
+    __asm__ volatile("syscall"
+                     : "=a"(r)
+                     : "a"(n), "D"(a1), "S"(a2), "d"(a3), "r"(r10), "r"(r8), "r"(r9)
+                     : "rcx", "r11", "memory");
+    if (static_cast<unsigned long>(r) > static_cast<unsigned long>(-4096L)) {
+        errno = static_cast<int>(-r);
+        return -1;
+    }
+    return r;
+}
+#else
+inline long call6(long n, long a1, long a2, long a3, long a4, long a5, long a6) noexcept
+{
+    return ::syscall(n, a1, a2, a3, a4, a5, a6);
+}
+#endif
+
+inline long arg(const void* p) noexcept { return static_cast<long>(reinterpret_cast<std::uintptr_t>(p)); }
+
+inline ssize_t sendto(int fd, const void* data, std::size_t length, int flags) noexcept
+{
+    return call6(SYS_sendto, fd, arg(data), static_cast<long>(length), flags, 0, 0);
+}
+inline ssize_t recvfrom(int fd, void* data, std::size_t length, int flags) noexcept
+{
+    return call6(SYS_recvfrom, fd, arg(data), static_cast<long>(length), flags, 0, 0);
+}
+inline ssize_t sendmsg(int fd, const msghdr* msg, int flags) noexcept
+{
+    return call6(SYS_sendmsg, fd, arg(msg), flags, 0, 0, 0);
+}
+inline ssize_t recvmsg(int fd, msghdr* msg, int flags) noexcept
+{
+    return call6(SYS_recvmsg, fd, arg(msg), flags, 0, 0, 0);
+}
+/// The call libc's epoll_wait makes: epoll_wait where the architecture has
+/// it, else epoll_pwait with no signal mask (aarch64, among others).
+inline int epoll_wait(int epfd, epoll_event* events, int max_events, int timeout_ms) noexcept
+{
+#if defined(SYS_epoll_wait)
+    return static_cast<int>(call6(SYS_epoll_wait, epfd, arg(events), max_events, timeout_ms, 0, 0));
+#else
+    return static_cast<int>(call6(SYS_epoll_pwait, epfd, arg(events), max_events, timeout_ms, 0, 0));
+#endif
+}
+#endif
+} // namespace direct
 
 struct epoll_sys {
     static int epoll_create() noexcept { return ::epoll_create1(EPOLL_CLOEXEC); }
@@ -62,7 +163,7 @@ struct epoll_sys {
 
     static int epoll_wait(int epfd, epoll_event* events, int max_events, int timeout_ms) noexcept
     {
-        return ::epoll_wait(epfd, events, max_events, timeout_ms);
+        return direct::epoll_wait(epfd, events, max_events, timeout_ms);
     }
 
     static int eventfd_create() noexcept { return ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
@@ -127,19 +228,19 @@ struct epoll_sys {
         msghdr msg{};
         msg.msg_iov = const_cast<iovec*>(iov);
         msg.msg_iovlen = static_cast<std::size_t>(count);
-        return ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        return direct::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
     }
 
     /// send() of one buffer: the single-buffer fast path of send_iov.
     static ssize_t send_one(int fd, const void* data, std::size_t length) noexcept
     {
-        return ::send(fd, data, length, MSG_NOSIGNAL | MSG_DONTWAIT);
+        return direct::sendto(fd, data, length, MSG_NOSIGNAL | MSG_DONTWAIT);
     }
 
     /// recv() into one buffer: the single-buffer fast path of recv_iov.
     static ssize_t recv_one(int fd, void* data, std::size_t length) noexcept
     {
-        return ::recv(fd, data, length, MSG_DONTWAIT);
+        return direct::recvfrom(fd, data, length, MSG_DONTWAIT);
     }
 
     /// Scattering receive that never blocks; fills the buffers in order.
@@ -148,7 +249,7 @@ struct epoll_sys {
         msghdr msg{};
         msg.msg_iov = iov;
         msg.msg_iovlen = static_cast<std::size_t>(count);
-        return ::recvmsg(fd, &msg, MSG_DONTWAIT);
+        return direct::recvmsg(fd, &msg, MSG_DONTWAIT);
     }
 
     /// Asks the kernel to attach the count of bytes left in the receive
@@ -171,7 +272,7 @@ struct epoll_sys {
         msg.msg_iovlen = static_cast<std::size_t>(count);
         msg.msg_control = control;
         msg.msg_controllen = sizeof control;
-        const ssize_t r = ::recvmsg(fd, &msg, MSG_DONTWAIT);
+        const ssize_t r = direct::recvmsg(fd, &msg, MSG_DONTWAIT);
         inq = -1;
         // The control buffer has room for one message, and TCP_INQ's is the
         // only one this socket asked for.

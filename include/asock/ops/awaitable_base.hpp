@@ -8,7 +8,9 @@
 //
 // Resumption rule, shared by all awaitables:
 // - an operation that finishes while await_suspend runs does not suspend at
-//   all: the coroutine continues on the thread that awaited;
+//   all: the coroutine continues on the thread that awaited; unless that
+//   thread runs the socket's engine loop and its inline budget is spent
+//   (detail/inline_budget.hpp): then the resumption is posted to the engine;
 // - otherwise the coroutine resumes on an engine thread: directly from the event
 //   dispatch, or by a post to the engine when the completion came from close(),
 //   the socket's destructor or a stop request on some other thread.
@@ -16,6 +18,7 @@
 
 #include <asock/buffer.hpp>
 #include <asock/detail/continuation.hpp>
+#include <asock/detail/inline_budget.hpp>
 #include <asock/detail/operation.hpp>
 #include <asock/detail/sync_wait_probe.hpp>
 #include <asock/detail/toolchain.hpp>
@@ -71,25 +74,46 @@ protected:
         if (token_.stop_possible()) {
             if (token_.stop_requested()) {
                 on_cancelled();
-                return false;
+                return finished_at_start();
             }
             // If stop is requested from here on, stop_handler finds the record
             // either not yet queued (start() then sees cancel_requested) or queued.
             stop_cb_.emplace(token_, stop_handler{this});
         }
-        // Under sync_wait(awaitable) on this thread: tell it which engine the
-        // wait depends on (detail/sync_wait_probe.hpp).
-        sync_wait_probe* probe = c.is_coroutine() ? tls_sync_wait : nullptr;
-        if (probe != nullptr) {
-            note_suspension(probe, core_->engine());
-        }
         // After start() queues the record this awaitable may already be resumed
         // and destroyed on another thread: touch nothing of `this` below.
-        const bool suspended = start();
-        if (probe != nullptr && !suspended) {
-            probe->engine = nullptr;
+        const bool coroutine = c.is_coroutine();
+        const auto& engine = core_->engine();
+        const bool suspended = start() || finished_at_start();
+        if (!suspended) {
+            return false;
         }
-        return suspended;
+        // Suspended under sync_wait(awaitable) on this thread: tell it which
+        // engine the wait depends on (detail/sync_wait_probe.hpp). Only the
+        // engine's address is stored; the probe lives in sync_wait's frame,
+        // which waits at least until this call returns (this thread is the
+        // one that runs its coroutine's first steps). Done after the start,
+        // so that the common finish inside the start pays nothing for it.
+        if (coroutine) {
+            if (sync_wait_probe* probe = tls_sync_wait) {
+                note_suspension(probe, engine);
+            }
+        }
+        return true;
+    }
+
+    /// The operation finished inside its start: false, the coroutine goes on
+    /// inline, while this thread's inline budget lasts; once it is spent, the
+    /// resumption goes through the engine's queue and the awaiter suspends
+    /// (true), so the loop serves other sockets first.
+    bool finished_at_start() noexcept
+    {
+        if (take_inline_budget(core_->engine())) [[likely]] {
+            return false;
+        }
+        state_.run = &run_resume;
+        core_->engine().post(&state_);
+        return true;
     }
 
     /// The check every await_ready starts with: no socket (a moved-from or
@@ -139,7 +163,7 @@ protected:
             self->cont_.resume();
         } else {
             op->run = &run_resume;
-            self->core_->engine().post(op);
+            self->core_->post(op); // where the socket's events run (epoll: its loop)
         }
     }
 
@@ -185,6 +209,16 @@ protected:
     bool ready_without_start() noexcept
     {
         if (this->no_socket()) {
+            return true;
+        }
+        if (this->state_.buffers == &single_) {
+            // One buffer (the common form): validate_buffers' rules for it,
+            // inline: not null, not empty (its size fits 32 bits by type).
+            if (single_.data != nullptr && single_.size != 0) {
+                this->state_.total = single_.size;
+                return false;
+            }
+            Op::set_invalid_argument(this->state_);
             return true;
         }
         if (!validate_buffers(this->state_.buffers, this->state_.count, this->state_.total)) {

@@ -14,7 +14,9 @@
 //   cancelled        the stop_token fired first.
 //   invalid_argument the io type was neither in nor out.
 //
-// Resumes: inline when the readiness is already there; otherwise on an engine thread.
+// Resumes: inline when the readiness is already there (unless the thread's
+// inline budget is spent, then through the engine's queue); otherwise on an
+// engine thread.
 // On Windows readiness waits do not exist (spec 04_002): `not_open` at once,
 // without suspending.
 #pragma once

@@ -21,7 +21,8 @@
 //   invalid_argument no buffers, a null buffer, a zero length, or more than
 //                    UINT32_MAX bytes in total.
 //
-// Resumes: (epoll) inline when data is already there and the socket has not
+// Resumes: (epoll) inline (unless the thread's inline budget is spent, then
+// through the engine's queue) when data is already there and the socket has not
 // been found drained since its last readiness edge; otherwise on an engine
 // thread (also for bytes that arrived after a drain but whose edge is not yet
 // handled). (Windows) always on an engine thread: a pool thread, or the

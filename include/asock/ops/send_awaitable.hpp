@@ -29,9 +29,10 @@
 //                    UINT32_MAX bytes in total.
 //
 // Resumes: (epoll) inline (no suspension) when the send completes at once,
-// which is the common case; otherwise on an engine thread (see
-// ops/awaitable_base.hpp). (Windows) always on an engine thread, once the IO
-// completion of its last WSASend came back.
+// which is the common case, unless the thread's inline budget is spent
+// (detail/inline_budget.hpp: then through the engine's queue); otherwise on
+// an engine thread (see ops/awaitable_base.hpp). (Windows) always on an
+// engine thread, once the IO completion of its last WSASend came back.
 //
 // Lifetime: the buffers, and the array that lists them, must stay valid until
 // the co_await completes. A temporary array inside the co_await expression does.

@@ -19,8 +19,10 @@
 //   engine without threads, or a loop asleep in the kernel).
 // - A turn: submit what is queued; take up to a batch of completions (waiting
 //   for one, bounded by the next timer's deadline, when there is nothing to
-//   do); call each one's completion function; run the due timers; run the
-//   posted work. With several threads, one waits in the kernel at a time, and
+//   do); refill the thread's inline budget (detail/inline_budget.hpp); call
+//   each one's completion function; run the due timers; run the posted work
+//   (a few rounds of what it posts in turn, none more once the inline budget
+//   is spent). With several threads, one waits in the kernel at a time, and
 //   the others wait for the completion side; each runs its own batch.
 // - Posted work from other threads, stop() and a new earliest timer wake a
 //   waiting loop with an IORING_OP_NOP (wake_tag), at most one outstanding
@@ -39,6 +41,7 @@
 #pragma once
 
 #include <asock/detail/engine_support.hpp>
+#include <asock/detail/inline_budget.hpp>
 #include <asock/detail/operation.hpp>
 #include <asock/detail/timer_queue.hpp>
 #include <asock/uring/uring_socket_core.hpp>
@@ -508,6 +511,11 @@ private:
                 }
             }
         }
+        // Back from the completion queue (and from waiting on it): a new
+        // budget of inline completions for this turn (detail/inline_budget.hpp),
+        // so that one socket's run of inline completions cannot keep the
+        // others' completions waiting.
+        asock::detail::refill_inline_budget();
         detail::batch_view* outer = detail::tls_batch;
         detail::tls_batch = &view;
         std::size_t handled = dispatch(view);
@@ -554,8 +562,14 @@ private:
 
     std::size_t run_posted() noexcept
     {
+        // Work that this thread posts while running posted work runs in the
+        // same turn, a few rounds deep; not once the inline budget is spent:
+        // what is left is then a socket's deferred completions, which wait
+        // behind the next look at the completion queue (the turn does not
+        // wait in the kernel while tls_loop holds work).
         std::size_t n = run_posted_once();
-        for (int round = 0; round < 8 && detail::tls_loop.head != nullptr; ++round) {
+        for (int round = 0; round < 8 && detail::tls_loop.head != nullptr && !asock::detail::inline_budget_spent();
+             ++round) {
             n += run_posted_once();
         }
         return n;

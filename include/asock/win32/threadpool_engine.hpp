@@ -26,6 +26,7 @@
 #pragma once
 
 #include <asock/detail/engine_support.hpp>
+#include <asock/detail/inline_budget.hpp>
 #include <asock/detail/operation.hpp>
 #include <asock/detail/timer_queue.hpp>
 #include <asock/win32/threadpool_socket_core.hpp>
@@ -242,6 +243,11 @@ public:
         explicit callback_scope(basic_threadpool_engine& e) noexcept : engine_(e), saved_(detail::tls_engine)
         {
             engine_.active_.fetch_add(1, std::memory_order_acq_rel);
+            if (saved_ == nullptr) {
+                // A pool thread coming from its wait: a new budget of inline
+                // completions (asock/detail/inline_budget.hpp).
+                asock::detail::refill_inline_budget();
+            }
             detail::tls_engine = &engine_;
         }
         ~callback_scope()
@@ -303,8 +309,11 @@ private:
             }
             list = take_queued_locked();
         }
+        // Back from waiting: a new budget of inline completions for this pass
+        // (asock/detail/inline_budget.hpp).
+        asock::detail::refill_inline_budget();
         std::size_t n = run_list(list);
-        for (int round = 0; round < 8; ++round) {
+        for (int round = 0; round < 8 && !asock::detail::inline_budget_spent(); ++round) {
             {
                 std::lock_guard lk(loop_mu_);
                 list = take_queued_locked();
