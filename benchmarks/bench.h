@@ -106,6 +106,7 @@ extern const bench_impl bench_impl_asock;
 extern const bench_impl bench_impl_asock_timeout;
 extern const bench_impl bench_impl_asock_c;
 extern const bench_impl bench_impl_asock_c_default;
+extern const bench_impl bench_impl_uring;
 extern const bench_impl bench_impl_asio;
 extern const bench_impl bench_impl_libuv;
 

@@ -74,6 +74,9 @@ const bench_impl* const all_impls[] = {
     &bench_impl_asock_c,
     &bench_impl_asock_c_default,
 #endif
+#ifdef ASOCK_BENCH_HAVE_URING
+    &bench_impl_uring,
+#endif
 #ifdef ASOCK_BENCH_HAVE_ASIO
     &bench_impl_asio,
 #endif

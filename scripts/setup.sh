@@ -15,6 +15,7 @@ packages=(
   catch2                           # the C++ tests (Catch2 v2, single header)
   libfmt-dev                       # the demo and <asock/format.hpp>
   gdb                              # every thread's stack when a test hangs (tests/support/hang_report.h)
+  liburing-dev pkg-config          # the io_uring backend (optional: without it, its tests are not built)
 )
 
 missing=()

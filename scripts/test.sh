@@ -3,7 +3,7 @@
 # each flavour and prints one summary line per flavour, then the totals as the
 # last line: "N passed, N failed". Exits non-zero when anything failed.
 #
-#   scripts/test.sh [flavour...]     (default: gcc-debug clang-debug gcc-release asan tsan windows windows-clang fuzz)
+#   scripts/test.sh [flavour...]     (default: gcc-debug clang-debug gcc-release asan tsan uring windows windows-clang fuzz)
 #
 # gcc-release is an optimised build (Release, -O2): races and undefined
 # behaviour show differently there than at -O0, and it is what a packager
@@ -20,6 +20,15 @@
 # find_package, add_subdirectory; tests/consumer) are ctest tests too, so they
 # run in every flavour.
 #
+# The `uring` flavour is the io_uring backend's tests (preset `uring`: g++
+# Debug, the tests labelled uring): unit_uring and conformance_uring over a
+# scripted ring, integration_uring over real sockets. Without liburing they
+# cannot be built: all three count as skipped, with the reason. When the
+# kernel refuses io_uring here (too old, the io_uring_disabled sysctl,
+# seccomp), tests/integration/uring_probe says why and integration_uring
+# counts as skipped. Skipped tests never count as passed; the summary line
+# says how many were skipped and why.
+#
 # The `fuzz` flavour is scripts/fuzz.sh 60: the libFuzzer targets of
 # tests/fuzz/ (clang, -fsanitize=fuzzer,address,undefined) built in build/fuzz
 # and run 60 s each; one "passed" per fuzzer that found nothing. (Every other
@@ -35,7 +44,7 @@ scripts/setup.sh || { echo "test: scripts/setup.sh failed" >&2; echo "0 passed, 
 
 flavours=("$@")
 if [[ ${#flavours[@]} -eq 0 ]]; then
-  flavours=(gcc-debug clang-debug gcc-release asan tsan windows windows-clang fuzz)
+  flavours=(gcc-debug clang-debug gcc-release asan tsan uring windows windows-clang fuzz)
 fi
 
 echo "test: $(cmake --version | head -n 1); $(g++ --version | head -n 1); $(clang++ --version | head -n 1)"
@@ -88,6 +97,7 @@ probe_sanitizer() {
 
 total_passed=0
 total_failed=0
+total_skipped=0
 summaries=()
 start_all=$SECONDS
 
@@ -121,6 +131,59 @@ for flavour in "${flavours[@]}"; do
     total_passed=$((total_passed + passed))
     total_failed=$((total_failed + failed))
     summary="$(printf '%-14s %4d passed, %3d failed   (build and tests %4d s)' "$flavour" "$passed" "$failed" $((SECONDS - t0)))"
+    summaries+=("$summary")
+    echo "==== $summary"
+    continue
+  fi
+  if [[ "$flavour" == uring ]]; then
+    t0=$SECONDS
+    dir="build/uring"
+    echo
+    echo "==== uring: the io_uring backend's tests ($dir)"
+    uring_tests=(unit_uring conformance_uring integration_uring)
+    passed=0
+    failed=0
+    skipped=0
+    note=""
+    if ! pkg-config --exists 'liburing >= 2.1' 2>/dev/null; then
+      skipped=${#uring_tests[@]}
+      note="skipped ${uring_tests[*]}: liburing (liburing-dev) is not installed"
+      echo "test: $note"
+    elif ! cmake --preset uring || ! cmake --build --preset uring; then
+      failed=1
+      note="configure or build failed"
+    else
+      log="$dir/test-summary.log"
+      reason="$("$dir/tests/integration/uring_probe")"
+      if [[ $? -eq 0 ]]; then
+        ctest --preset uring 2>&1 | tee "$log"
+        rc=${PIPESTATUS[0]}
+      else
+        echo "test: io_uring cannot be used on this machine: $reason"
+        note="skipped integration_uring: $reason"
+        ctest --preset uring -E '^integration_uring$' 2>&1 | tee "$log"
+        rc=${PIPESTATUS[0]}
+        skipped=1
+      fi
+      line="$(grep -E '^[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n 1)"
+      if [[ -n "$line" ]]; then
+        failed="$(sed -E 's/.* ([0-9]+) tests? failed out of.*/\1/' <<<"$line")"
+        all="$(sed -E 's/.* out of ([0-9]+).*/\1/' <<<"$line")"
+        # ctest counts a test that skipped itself (SKIP_RETURN_CODE) as not failed.
+        self_skipped="$(grep -cE '\(Skipped\)$' "$log")"
+        passed=$((all - failed - self_skipped))
+        skipped=$((skipped + self_skipped))
+      fi
+      if [[ $rc -ne 0 && $failed -eq 0 ]]; then
+        failed=1
+        note+="${note:+; }ctest exited with $rc"
+      fi
+    fi
+    total_passed=$((total_passed + passed))
+    total_failed=$((total_failed + failed))
+    total_skipped=$((total_skipped + skipped))
+    summary="$(printf '%-14s %4d passed, %3d failed, %d skipped   (build and tests %4d s)%s' \
+      "$flavour" "$passed" "$failed" "$skipped" $((SECONDS - t0)) "${note:+   [$note]}")"
     summaries+=("$summary")
     echo "==== $summary"
     continue
@@ -175,5 +238,8 @@ done
 echo
 echo "==== summary (wall time $((SECONDS - start_all)) s)"
 printf '%s\n' "${summaries[@]}"
+if [[ $total_skipped -gt 0 ]]; then
+  echo "$total_skipped skipped (not counted as passed; the reasons are on the lines above)"
+fi
 echo "$total_passed passed, $total_failed failed"
 [[ $total_failed -eq 0 ]]

@@ -11,6 +11,8 @@
 // The choice:
 //   ASOCK_DEFAULT_BACKEND_EPOLL  defined: epoll (Linux only)
 //   ASOCK_DEFAULT_BACKEND_WIN32  defined: threadpool IO (Windows only)
+//   ASOCK_DEFAULT_BACKEND_URING  defined: io_uring (Linux with liburing; the
+//                                io_uring integration tests build with it)
 //   neither (auto):              epoll on Linux, threadpool IO on Windows
 // The CMake cache option ASOCK_DEFAULT_BACKEND (auto | epoll | win32) defines
 // one of them on the asock::asock target (and so for every target that links
@@ -35,7 +37,23 @@
 #error "asock: no backend for this platform yet (epoll on Linux, threadpool IO on Windows)"
 #endif
 
-#if defined(ASOCK_DEFAULT_BACKEND_EPOLL) || (!defined(ASOCK_DEFAULT_BACKEND_WIN32) && defined(__linux__))
+#if defined(ASOCK_DEFAULT_BACKEND_URING)
+#if !defined(__linux__) || defined(ASOCK_DEFAULT_BACKEND_EPOLL) || defined(ASOCK_DEFAULT_BACKEND_WIN32)
+#error "asock: ASOCK_DEFAULT_BACKEND_URING needs a Linux target and excludes the other choices"
+#endif
+#include <asock/io_uring.hpp>
+#define ASOCK_DEFAULT_TCP_HEADER <asock/posix/tcp_posix.hpp>
+#define ASOCK_DEFAULT_SOCKET_OPTIONS_HEADER <asock/posix/socket_options_posix.hpp>
+#define ASOCK_DEFAULT_C_TRANSPORT_HEADER <asock/c/detail/socket_transport_posix.hpp>
+
+namespace asock {
+/// The platform policy of this build: io_uring (needs liburing; no run-time
+/// fallback to epoll yet).
+using default_platform = uring::platform;
+inline constexpr const char* default_backend_name = "uring";
+} // namespace asock
+
+#elif defined(ASOCK_DEFAULT_BACKEND_EPOLL) || (!defined(ASOCK_DEFAULT_BACKEND_WIN32) && defined(__linux__))
 #include <asock/linux/epoll_platform.hpp>
 #define ASOCK_DEFAULT_TCP_HEADER <asock/posix/tcp_posix.hpp>
 #define ASOCK_DEFAULT_SOCKET_OPTIONS_HEADER <asock/posix/socket_options_posix.hpp>

@@ -5,7 +5,9 @@
 // maps those terms onto that backend's fake OS layer. This is the one place
 // that picks the driver:
 // - epoll_driver.hpp: the epoll backend over tests/support/fake_sys.hpp;
-// - win32_driver.hpp: the threadpool-IO backend over tests/win32/fake_win32.hpp.
+// - win32_driver.hpp: the threadpool-IO backend over tests/win32/fake_win32.hpp;
+// - uring_driver.hpp: the io_uring backend over tests/support/fake_uring.hpp
+//   (ASOCK_CONFORMANCE_URING defined: the conformance_uring executable).
 //
 // Every driver defines `conformance::backend` with:
 //
@@ -34,13 +36,15 @@
 //                           completion backend)
 //
 // and its rows of docs/design.md's backend differences, as constants:
-//   send_callback_inside_start, has_notify_io,
+//   send_callback_inside_start, has_notify_io, send_after_reset_accepted,
 //   cancel_of_outstanding_send_fails_direction
 //
 // Below: the probes and helpers the tests share.
 #pragma once
 
-#ifdef _WIN32
+#if defined(ASOCK_CONFORMANCE_URING)
+#include "uring_driver.hpp"
+#elif defined(_WIN32)
 #include "win32_driver.hpp"
 #else
 #include "epoll_driver.hpp"

@@ -46,6 +46,8 @@ public:
     /// A waiting send that sent nothing is withdrawn by a stop request; later
     /// sends go on.
     static constexpr bool cancel_of_outstanding_send_fails_direction = false;
+    /// A send started after a reset is rejected at start (not accepted).
+    static constexpr bool send_after_reset_accepted = false;
 
     backend()
     {

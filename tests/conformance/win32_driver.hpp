@@ -55,6 +55,8 @@ public:
     /// A stop request on a send whose WSASend is outstanding fails the send
     /// direction for good: nobody knows how much of it reached the wire.
     static constexpr bool cancel_of_outstanding_send_fails_direction = true;
+    /// A send started after a reset is rejected at start (not accepted).
+    static constexpr bool send_after_reset_accepted = false;
 
     backend()
     {

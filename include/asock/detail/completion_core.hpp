@@ -1,5 +1,5 @@
 // asock/detail/completion_core.hpp: the socket core of completion backends
-// (the Windows threadpool IO today): hand the OS a call and the caller's
+// (the Windows threadpool IO, io_uring): hand the OS a call and the caller's
 // buffers, be told later that the call is done.
 //
 // A backend supplies only a small policy `Io` (see completion_io below; the
@@ -102,6 +102,19 @@ class completion_core;
 /// an `other`-direction call, any number outstanding: a notify_op with a
 /// `call` (call_record), `io_result` and `bytes`, whose own issue function
 /// Io::issue_call runs; Windows: overlapped_op, for ConnectEx / AcceptEx).
+///
+/// Optional members (io_uring has them, Windows not):
+/// - `static void drive(engine_type&)`: the completions of calls reach
+///   on_call_complete only when some thread collects them (io_uring's
+///   completion queue), so close(), while it waits for the calls it
+///   cancelled, calls it instead of pausing: it collects and dispatches the
+///   completions waiting now (hooks are then never run on that thread:
+///   engine_type::caller_runs_loop() is true inside it), or pauses briefly
+///   when another thread is collecting them. Io::poll may then always say
+///   "not finished".
+/// - `static constexpr bool resumes_short_sends`: a call may send fewer
+///   bytes than it was given and the rest is issued by another call (a
+///   stream socket's send); without it a short count fails the send.
 template <class Io>
 concept completion_io = requires(typename Io::engine_type& engine, typename Io::handle_type handle,
                                  typename Io::registration& reg, completion_core<Io>* core,
@@ -214,6 +227,7 @@ public:
         owner_ = owner;
         opened_ = true;
         sends_.reset();
+        reset_seen_.store(false, std::memory_order_relaxed);
         pending_.store(0, std::memory_order_relaxed);
         set_state(socket_state::open); // 01_094
         return open_result::ok;
@@ -388,6 +402,13 @@ public:
         }
         if (sends_.failed()) {
             return sends_.rejection();
+        }
+        if (reset_seen_.load(std::memory_order_acquire)) {
+            // A call learnt that the connection is gone (42_002): rejected
+            // here rather than by the next call (a backend whose calls never
+            // fail at once, io_uring, would accept it and complete it
+            // abandoned).
+            return send_sync_result::not_open;
         }
         const bool idle = write_.ops.empty();
         write_.ops.push_back(&op);
@@ -614,6 +635,32 @@ private:
         waiters_.fetch_sub(1);
     }
 
+    // reap_outstanding() between two rounds. A policy whose completions
+    // arrive only when some thread collects them (io_uring: the completion
+    // queue) has Io::drive(engine): collect and dispatch what is there, with
+    // no core lock held, or pause briefly when another thread is doing so.
+    // Otherwise (Windows: the OS finishes a cancelled call by itself) a pause.
+    void progress_or_pause() noexcept
+    {
+        if constexpr (requires { Io::drive(*engine_); }) {
+            Io::drive(*engine_);
+        } else {
+            pause_briefly();
+        }
+    }
+
+    // Whether a call that completed only part of a send goes on with the rest
+    // (Io::resumes_short_sends: a stream socket's send may take less than it
+    // was given, io_uring's IORING_OP_SEND). Otherwise (Windows: a WSASend
+    // completes whole or fails) a short count is an error (01_102).
+    static constexpr bool resumes_short_sends = [] {
+        if constexpr (requires { Io::resumes_short_sends; }) {
+            return static_cast<bool>(Io::resumes_short_sends);
+        } else {
+            return false;
+        }
+    }();
+
     void wake_waiters() noexcept
     {
         if (waiters_.load() != 0) {
@@ -736,7 +783,7 @@ private:
             if (!left) {
                 return;
             }
-            pause_briefly();
+            progress_or_pause();
         }
     }
 
@@ -994,8 +1041,11 @@ private:
         write_.busy = false;
         const bool open = is_open();
         bool finished = true;
-        if (err == Io::success && bytes == asked) {
-            op.advance(asked);
+        // A short count of a policy that resumes short sends: the bytes went
+        // out, the rest is issued like the next batch of a long buffer list.
+        const bool part = resumes_short_sends && err == Io::success && bytes > 0 && bytes < asked;
+        if (err == Io::success && (bytes == asked || part)) {
+            op.advance(static_cast<std::uint32_t>(bytes));
             if (op.sent == op.total) {
                 op.result = send_result::ok; // 01_066
             } else if (!open) {
@@ -1032,6 +1082,9 @@ private:
             // (the peer reset it, or it dropped): abandoned, as on Linux
             // (ECONNRESET / EPIPE). See docs/windows.md, deviation 11.
             op.result = Io::connection_gone(err) ? send_result::abandoned : send_result::error;
+            if (op.result == send_result::abandoned) {
+                reset_seen_.store(true, std::memory_order_release);
+            }
             if (bytes > 0 || op.sent > 0) {
                 // Part of it went out before the failure: no later send may
                 // follow. After a reset the later sends read as the
@@ -1086,6 +1139,7 @@ private:
             op.result = receive_result::abandoned; // 42_003: the peer closed
         } else if (Io::peer_gone(err)) {
             op.result = receive_result::abandoned; // 42_001
+            reset_seen_.store(true, std::memory_order_release); // later sends: not_open (42_002)
         } else if (!open) {
             op.result = receive_result::abandoned; // cancelled by close()
         } else if (Io::aborted(err) && op.cancel_requested) {
@@ -1289,6 +1343,7 @@ private:
     bool opened_ = false;
     bool custom_transport_ = false;
     asock::detail::send_direction sends_; // guarded by write_.mu
+    std::atomic<bool> reset_seen_{false}; // a completion reported the connection gone (reset, broken pipe)
     asock::detail::socket_lifecycle lifecycle_;
     std::atomic<std::uint32_t> pending_{0};    // calls whose packet has not come back | deferred_bit
     std::atomic<std::uint32_t> deliverers_{0}; // sides whose hooks are being called right now
