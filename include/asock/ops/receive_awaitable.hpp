@@ -42,6 +42,10 @@ class receive_awaitable : detail::buffers_awaitable<Core, detail::receive_op, mu
     using base = detail::buffers_awaitable<Core, detail::receive_op, mutable_buffer>;
 
 public:
+    receive_awaitable(Core* core, std::span<const mutable_buffer> buffers) noexcept : base(core, buffers) {}
+
+    receive_awaitable(Core* core, mutable_buffer single) noexcept : base(core, single) {}
+
     receive_awaitable(Core* core, std::span<const mutable_buffer> buffers, std::stop_token token) noexcept
         : base(core, buffers, std::move(token))
     {

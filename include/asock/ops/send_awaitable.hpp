@@ -50,6 +50,10 @@ class send_awaitable : detail::buffers_awaitable<Core, detail::send_op, const_bu
     using base = detail::buffers_awaitable<Core, detail::send_op, const_buffer>;
 
 public:
+    send_awaitable(Core* core, std::span<const const_buffer> buffers) noexcept : base(core, buffers) {}
+
+    send_awaitable(Core* core, const_buffer single) noexcept : base(core, single) {}
+
     send_awaitable(Core* core, std::span<const const_buffer> buffers, std::stop_token token) noexcept
         : base(core, buffers, std::move(token))
     {
