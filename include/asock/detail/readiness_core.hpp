@@ -364,11 +364,16 @@ private:
         }
         int err = 0;
         const std::uint32_t skips = write_skips_.load(std::memory_order_acquire); // before the call: see write_interest_
-        auto st = try_send(op, err);
-        if (st == readiness::io_status::would_block && !write_interest_.load(std::memory_order_relaxed) &&
-            publish_write_interest(skips)) {
-            st = try_send(op, err); // the edge of the space freed since may have been skipped: look again
-        }
+        // At most two rounds: the second only when the first would block
+        // and publishing the interest found a skip since (the edge of the
+        // space freed since may have been skipped: look again). The
+        // interest is set then, so there is no third. One call site, so
+        // that try_send is inlined once here.
+        readiness::io_status st;
+        do {
+            st = try_send(op, err);
+        } while (st == readiness::io_status::would_block && !write_interest_.load(std::memory_order_relaxed) &&
+                 publish_write_interest(skips));
         switch (st) {
         case readiness::io_status::done:
             op.result = send_result::ok;
@@ -915,7 +920,7 @@ private:
 
     // Moves bytes of `op` until it is complete, the transport would block, or
     // it fails (errno in `err`). Progress is kept in op.index / op.offset.
-    readiness::io_status try_send(send_op& op, int& err) noexcept
+    [[gnu::always_inline]] readiness::io_status try_send(send_op& op, int& err) noexcept
     {
         while (op.sent < op.total) {
             long n;
