@@ -121,7 +121,7 @@ protected:
 
     /// The check every await_ready starts with: no socket (a moved-from or
     /// never-created one) completes `not_open` without suspending.
-    bool no_socket() noexcept
+    ASOCK_ALWAYS_INLINE bool no_socket() noexcept
     {
         if (core_ == nullptr) {
             Op::set_not_open(state_);
@@ -228,7 +228,7 @@ protected:
     }
 
     /// not_open without a socket; invalid_argument for a bad buffer list.
-    bool ready_without_start() noexcept
+    ASOCK_ALWAYS_INLINE bool ready_without_start() noexcept
     {
         if (this->no_socket()) {
             return true;

@@ -59,7 +59,7 @@ public:
     /// Movable until it is awaited (the combinators take it by value).
     receive_awaitable(receive_awaitable&&) noexcept = default;
 
-    bool await_ready() noexcept { return this->ready_without_start(); }
+    ASOCK_ALWAYS_INLINE bool await_ready() noexcept { return this->ready_without_start(); }
 
     bool await_suspend(std::coroutine_handle<> h) noexcept { return start(detail::continuation(h)); }
 
