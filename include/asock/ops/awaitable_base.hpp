@@ -86,7 +86,7 @@ protected:
     /// listener will be called). Returns false with `on_cancelled` applied if
     /// stop was requested before anything started.
     template <class Start, class Cancelled>
-    bool suspend_and_start(continuation c, Start start, Cancelled on_cancelled) noexcept
+    ASOCK_ALWAYS_INLINE bool suspend_and_start(continuation c, Start start, Cancelled on_cancelled) noexcept
     {
         cont_ = c;
         if (stop_) {
