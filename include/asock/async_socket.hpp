@@ -215,24 +215,33 @@ public:
 
     // ---- co_await forms ----------------------------------------------------
 
-    send_awaitable<core_type> send_async(std::span<const const_buffer> buffers, std::stop_token token = {}) noexcept
+    // Each form comes without and with a std::stop_token: without one, the
+    // awaitable holds nothing of a token (ops/awaitable_base.hpp).
+    send_awaitable<core_type> send_async(std::span<const const_buffer> buffers) noexcept { return {core_, buffers}; }
+    send_awaitable<core_type> send_async(std::span<const const_buffer> buffers, std::stop_token token) noexcept
     {
         return {core_, buffers, std::move(token)};
     }
-    send_awaitable<core_type> send_async(const_buffer buffer, std::stop_token token = {}) noexcept
+    send_awaitable<core_type> send_async(const_buffer buffer) noexcept { return {core_, buffer}; }
+    send_awaitable<core_type> send_async(const_buffer buffer, std::stop_token token) noexcept
     {
         return {core_, buffer, std::move(token)};
     }
-    receive_awaitable<core_type> receive_async(std::span<const mutable_buffer> buffers,
-                                               std::stop_token token = {}) noexcept
+    receive_awaitable<core_type> receive_async(std::span<const mutable_buffer> buffers) noexcept
+    {
+        return {core_, buffers};
+    }
+    receive_awaitable<core_type> receive_async(std::span<const mutable_buffer> buffers, std::stop_token token) noexcept
     {
         return {core_, buffers, std::move(token)};
     }
-    receive_awaitable<core_type> receive_async(mutable_buffer buffer, std::stop_token token = {}) noexcept
+    receive_awaitable<core_type> receive_async(mutable_buffer buffer) noexcept { return {core_, buffer}; }
+    receive_awaitable<core_type> receive_async(mutable_buffer buffer, std::stop_token token) noexcept
     {
         return {core_, buffer, std::move(token)};
     }
-    notify_awaitable<core_type> notify_io_async(notify_io_type type, std::stop_token token = {}) noexcept
+    notify_awaitable<core_type> notify_io_async(notify_io_type type) noexcept { return {core_, type}; }
+    notify_awaitable<core_type> notify_io_async(notify_io_type type, std::stop_token token) noexcept
     {
         return {core_, type, std::move(token)};
     }

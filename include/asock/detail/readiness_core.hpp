@@ -386,11 +386,16 @@ private:
         }
         int err = 0;
         const std::uint32_t skips = write_skips_.load(std::memory_order_acquire); // before the call: see write_interest_
-        auto st = try_send(op, err);
-        if (st == readiness::io_status::would_block && !write_interest_.load(std::memory_order_relaxed) &&
-            publish_write_interest(skips)) {
-            st = try_send(op, err); // the edge of the space freed since may have been skipped: look again
-        }
+        // At most two rounds: the second only when the first would block
+        // and publishing the interest found a skip since (the edge of the
+        // space freed since may have been skipped: look again). The
+        // interest is set then, so there is no third. One call site, so
+        // that try_send is inlined once here.
+        readiness::io_status st;
+        do {
+            st = try_send(op, err);
+        } while (st == readiness::io_status::would_block && !write_interest_.load(std::memory_order_relaxed) &&
+                 publish_write_interest(skips));
         switch (st) {
         case readiness::io_status::done:
             op.result = send_result::ok;
@@ -709,6 +714,21 @@ private:
 
     void process(std::uint32_t evs, detail::delivery_frame& frame) noexcept
     {
+        // Decided before the read side is looked at (it used to be after):
+        // the skip and its proof (write_interest_) concern the write side
+        // alone, and nothing of the read side below changes them.
+        const bool write_side = (evs & (ev_out | ev_err | ev_hup | ev_rdhup)) != 0 && write_side_needed();
+        if ((evs & ~(ev_in | ev_out)) == 0 && !write_side && readable_edge(evs)) {
+            return;
+        }
+        process_all(evs, write_side, frame);
+    }
+
+    // The general pass: every kind of event, any number of operations.
+    // Out of line, so that the common event (readable_edge) does not pay
+    // for its registers.
+    [[gnu::noinline]] void process_all(std::uint32_t evs, bool write_side, detail::delivery_frame& frame) noexcept
+    {
         op_list done;
         frame.pending = &done;
         if ((evs & ev_kick) != 0) {
@@ -733,7 +753,7 @@ private:
                 }
             }
         }
-        if ((evs & (ev_out | ev_err | ev_hup | ev_rdhup)) != 0 && write_side_needed()) {
+        if (write_side) {
             std::lock_guard lk(write_.mu);
             mark_taken(write_.finished);
             done.splice_back(write_.finished); // earlier sends' callbacks go first
@@ -760,6 +780,45 @@ private:
         // the rest of `done` through the frame before it returns.
         detail::deliver(done, completion_mode::engine_thread);
         frame.pending = nullptr;
+    }
+
+    // The common event, without the general pass of process(): an edge of
+    // incoming data (with the writable report that edge-triggered epoll adds
+    // for a writable socket) whose write side is skipped, while at most one
+    // receive and no notify wait on the read side. It does what process()
+    // would do for it, minus the list of finished operations: the one
+    // receive it may finish is delivered straight from here, and a close or
+    // destroy from inside its hook finds nothing else this dispatch holds
+    // (the frame's `pending` stays null). False, with nothing changed: the
+    // event needs the general pass.
+    bool readable_edge(std::uint32_t evs) noexcept
+    {
+        if ((evs & ev_in) == 0) {
+            return true; // writable only, and the write side is skipped: nothing to do
+        }
+        operation* op;
+        {
+            std::lock_guard lk(read_.mu);
+            op = read_.ops.front();
+            if ((op != nullptr && op->next != nullptr) || !read_.notifies.empty() || !lifecycle_.is_open()) {
+                return false;
+            }
+            maybe_readable_ = true; // an edge: data to read
+            if (op == nullptr) {
+                return true; // nobody waits: the next receive tries the call
+            }
+            int err = 0;
+            if (try_receive(static_cast<receive_op&>(*op), err) == readiness::io_status::would_block) {
+                return true;
+            }
+            // Taken under the lock, as hand_over() does: a stop request
+            // from now on finds the receive not queued and leaves it alone.
+            read_.ops.pop_front();
+        }
+        // Where a dispatch completes a receive on the engine thread (as
+        // deliver() does for the general pass): the hook resumes the awaiter.
+        op->complete(op, completion_mode::engine_thread);
+        return true;
     }
 
     // Whether a write-side event needs the write side looked at: not while no
@@ -883,7 +942,7 @@ private:
 
     // Moves bytes of `op` until it is complete, the transport would block, or
     // it fails (errno in `err`). Progress is kept in op.index / op.offset.
-    readiness::io_status try_send(send_op& op, int& err) noexcept
+    [[gnu::always_inline]] readiness::io_status try_send(send_op& op, int& err) noexcept
     {
         while (op.sent < op.total) {
             long n;
@@ -924,7 +983,7 @@ private:
     // Fills op's buffers in order. Completes (done) once at least one byte
     // arrived and no more is available now, or when all buffers are full; bytes
     // that arrived before a hang-up or an error are always delivered first.
-    readiness::io_status try_receive(receive_op& op, int& err) noexcept
+    [[gnu::always_inline]] readiness::io_status try_receive(receive_op& op, int& err) noexcept
     {
         std::uint32_t index = 0;
         std::uint32_t offset = 0;

@@ -28,3 +28,14 @@
     && !_GLIBCXX_USE_POSIX_SEMAPHORE && !defined(ASOCK_ALLOW_ATOMIC_WAIT_SEMAPHORE)
 #error "asock on mingw-w64 with libstdc++: define _GLIBCXX_USE_POSIX_SEMAPHORE=1 (the asock::asock CMake target does), because this libstdc++'s atomic-wait semaphore, used by std::stop_callback, can lose wake-ups and hang; see asock/detail/toolchain.hpp"
 #endif
+
+// Forces a small function on the hot path of every operation inline where the
+// compiler's heuristics would keep it out of line (inside a large coroutine
+// body, for instance), to save the call and its register traffic.
+#if defined(__GNUC__) || defined(__clang__)
+#define ASOCK_ALWAYS_INLINE [[gnu::always_inline]] inline
+#elif defined(_MSC_VER)
+#define ASOCK_ALWAYS_INLINE __forceinline
+#else
+#define ASOCK_ALWAYS_INLINE inline
+#endif

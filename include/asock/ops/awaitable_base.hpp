@@ -38,21 +38,42 @@ public:
     op_awaitable& operator=(const op_awaitable&) = delete;
 
 protected:
-    op_awaitable(Core* core, std::stop_token token) noexcept : core_(core), token_(std::move(token))
+    /// Without a stop_token (the common form): nothing of one is stored,
+    /// registered or destroyed.
+    explicit op_awaitable(Core* core) noexcept : core_(core)
     {
         state_.owner = this;
         state_.complete = &on_complete;
     }
 
+    op_awaitable(Core* core, std::stop_token token) noexcept : op_awaitable(core)
+    {
+        // A token that cannot be stopped now never can be (no stop_source
+        // of its state is left): it is not kept, and nothing of it is paid.
+        if (token.stop_possible()) {
+            stop_.emplace(std::move(token));
+        }
+    }
+
     /// Moves an awaitable that has not been awaited (or launched) yet: the
     /// combinators take their operations by value. The derived class copies
     /// its request (buffers, type).
-    op_awaitable(op_awaitable&& o) noexcept : core_(o.core_), token_(std::move(o.token_))
+    op_awaitable(op_awaitable&& o) noexcept : core_(o.core_)
     {
+        if (o.stop_) {
+            stop_.emplace(std::move(o.stop_->token));
+        }
         state_.owner = this;
         state_.complete = &on_complete;
     }
-    ~op_awaitable() = default;
+
+    // Without a token (the common case) this is one test of a flag, inline.
+    ~op_awaitable()
+    {
+        if (stop_) {
+            stop_.reset();
+        }
+    }
 
     struct op_state : Op {
         op_awaitable* owner = nullptr;
@@ -68,17 +89,17 @@ protected:
     /// listener will be called). Returns false with `on_cancelled` applied if
     /// stop was requested before anything started.
     template <class Start, class Cancelled>
-    bool suspend_and_start(continuation c, Start start, Cancelled on_cancelled) noexcept
+    ASOCK_ALWAYS_INLINE bool suspend_and_start(continuation c, Start start, Cancelled on_cancelled) noexcept
     {
         cont_ = c;
-        if (token_.stop_possible()) {
-            if (token_.stop_requested()) {
+        if (stop_) {
+            if (stop_->token.stop_requested()) {
                 on_cancelled();
                 return finished_at_start();
             }
             // If stop is requested from here on, stop_handler finds the record
             // either not yet queued (start() then sees cancel_requested) or queued.
-            stop_cb_.emplace(token_, stop_handler{this});
+            stop_->callback.emplace(stop_->token, stop_handler{this});
         }
         // After start() queues the record this awaitable may already be resumed
         // and destroyed on another thread: touch nothing of `this` below.
@@ -118,7 +139,7 @@ protected:
 
     /// The check every await_ready starts with: no socket (a moved-from or
     /// never-created one) completes `not_open` without suspending.
-    bool no_socket() noexcept
+    ASOCK_ALWAYS_INLINE bool no_socket() noexcept
     {
         if (core_ == nullptr) {
             Op::set_not_open(state_);
@@ -172,9 +193,16 @@ protected:
         static_cast<op_state*>(static_cast<operation*>(w))->owner->cont_.resume();
     }
 
+    // A stop_token given to the operation, and the callback registered with
+    // it while the operation runs.
+    struct stop_part {
+        explicit stop_part(std::stop_token t) noexcept : token(std::move(t)) {}
+        std::stop_token token;
+        std::optional<std::stop_callback<stop_handler>> callback;
+    };
+
     Core* core_;
-    std::stop_token token_;
-    std::optional<std::stop_callback<stop_handler>> stop_cb_;
+    std::optional<stop_part> stop_; // only for a token that can be stopped
     continuation cont_;
     op_state state_;
 };
@@ -184,6 +212,18 @@ protected:
 template <class Core, class Op, class Buffer>
 class buffers_awaitable : public op_awaitable<Core, Op> {
 protected:
+    buffers_awaitable(Core* core, std::span<const Buffer> buffers) noexcept : op_awaitable<Core, Op>(core)
+    {
+        this->state_.buffers = buffers.data();
+        this->state_.count = checked_length(buffers.size());
+    }
+
+    buffers_awaitable(Core* core, Buffer single) noexcept : op_awaitable<Core, Op>(core), single_(single)
+    {
+        this->state_.buffers = &single_;
+        this->state_.count = 1;
+    }
+
     buffers_awaitable(Core* core, std::span<const Buffer> buffers, std::stop_token token) noexcept
         : op_awaitable<Core, Op>(core, std::move(token))
     {
@@ -206,7 +246,7 @@ protected:
     }
 
     /// not_open without a socket; invalid_argument for a bad buffer list.
-    bool ready_without_start() noexcept
+    ASOCK_ALWAYS_INLINE bool ready_without_start() noexcept
     {
         if (this->no_socket()) {
             return true;

@@ -31,6 +31,8 @@ class notify_awaitable : detail::op_awaitable<Core, detail::notify_op> {
     using base = detail::op_awaitable<Core, detail::notify_op>;
 
 public:
+    notify_awaitable(Core* core, notify_io_type type) noexcept : base(core) { this->state_.for_type(type); }
+
     notify_awaitable(Core* core, notify_io_type type, std::stop_token token) noexcept : base(core, std::move(token))
     {
         this->state_.for_type(type);

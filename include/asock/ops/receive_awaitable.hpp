@@ -43,6 +43,10 @@ class receive_awaitable : detail::buffers_awaitable<Core, detail::receive_op, mu
     using base = detail::buffers_awaitable<Core, detail::receive_op, mutable_buffer>;
 
 public:
+    receive_awaitable(Core* core, std::span<const mutable_buffer> buffers) noexcept : base(core, buffers) {}
+
+    receive_awaitable(Core* core, mutable_buffer single) noexcept : base(core, single) {}
+
     receive_awaitable(Core* core, std::span<const mutable_buffer> buffers, std::stop_token token) noexcept
         : base(core, buffers, std::move(token))
     {
@@ -56,7 +60,7 @@ public:
     /// Movable until it is awaited (the combinators take it by value).
     receive_awaitable(receive_awaitable&&) noexcept = default;
 
-    bool await_ready() noexcept { return this->ready_without_start(); }
+    ASOCK_ALWAYS_INLINE bool await_ready() noexcept { return this->ready_without_start(); }
 
     bool await_suspend(std::coroutine_handle<> h) noexcept { return start(detail::continuation(h)); }
 

@@ -51,6 +51,10 @@ class send_awaitable : detail::buffers_awaitable<Core, detail::send_op, const_bu
     using base = detail::buffers_awaitable<Core, detail::send_op, const_buffer>;
 
 public:
+    send_awaitable(Core* core, std::span<const const_buffer> buffers) noexcept : base(core, buffers) {}
+
+    send_awaitable(Core* core, const_buffer single) noexcept : base(core, single) {}
+
     send_awaitable(Core* core, std::span<const const_buffer> buffers, std::stop_token token) noexcept
         : base(core, buffers, std::move(token))
     {
@@ -64,7 +68,7 @@ public:
     /// Movable until it is awaited (the combinators take it by value).
     send_awaitable(send_awaitable&&) noexcept = default;
 
-    bool await_ready() noexcept { return this->ready_without_start(); }
+    ASOCK_ALWAYS_INLINE bool await_ready() noexcept { return this->ready_without_start(); }
 
     bool await_suspend(std::coroutine_handle<> h) noexcept { return start(detail::continuation(h)); }
 
