@@ -411,8 +411,8 @@ void run_reposting(asock::detail::work_item* w) noexcept
 
 } // namespace
 
-TEST_CASE("uring: each posted item runs with a fresh inline budget; a chain that keeps posting itself runs at "
-          "most 9 rounds a turn, the rest in the turns after",
+TEST_CASE("uring: each posted item runs with a fresh inline budget; once one spends it, what it posted waits for "
+          "the next turn",
           "[uring][engine][fairness]")
 {
     backend d;
@@ -432,20 +432,32 @@ TEST_CASE("uring: each posted item runs with a fresh inline budget; a chain that
         static_cast<void>(d.engine().poll());
         CHECK(r.runs == 4);
     }
-    SECTION("a chain that spends its budget and posts itself: 9 rounds a turn, each with a fresh budget")
+    SECTION("budget left: at most 9 rounds a turn, each item with a fresh budget")
     {
         r.left = 20;
-        r.spend = true;
         d.engine().post(&r);
         static_cast<void>(d.engine().poll());
         CHECK(r.runs == 9);
         static_cast<void>(d.engine().poll());
         CHECK(r.runs == 18);
-        static_cast<void>(d.engine().run_one(-1)); // work left for the loop: no wait in the kernel
+        static_cast<void>(d.engine().poll());
         CHECK(r.runs == 21);
         CHECK(r.fresh == 21);
+    }
+    SECTION("an item that spends its budget: what it posts waits for the next turn, with a fresh budget")
+    {
+        r.left = 3;
+        r.spend = true;
+        d.engine().post(&r);
+        static_cast<void>(d.engine().poll());
+        CHECK(r.runs == 1);
+        static_cast<void>(d.engine().poll());
+        CHECK(r.runs == 2);
+        static_cast<void>(d.engine().run_one(-1)); // work left for the loop: no wait in the kernel
+        CHECK(r.runs == 3);
         d.settle();
-        CHECK(r.runs == 21);
+        CHECK(r.runs == 4);
+        CHECK(r.fresh == 4);
     }
     asock::detail::refill_inline_budget();
 }

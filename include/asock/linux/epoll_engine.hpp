@@ -543,17 +543,27 @@ private:
         if (detail::tls_loop.head == nullptr && !l.has_posted.load(std::memory_order_acquire)) {
             return 0; // the common case after an event batch: nothing posted
         }
-        // At most 9 rounds: a chain that keeps posting itself (an awaiter
-        // whose inline budget ran out, detail/inline_budget.hpp) waits behind
-        // the next epoll_wait, so the other sockets' events come first.
-        std::size_t n = run_posted_once(l);
-        for (int round = 0; round < 8 && detail::tls_loop.head != nullptr; ++round) {
-            n += run_posted_once(l);
+        // At most 9 rounds, and none more after an item that spent its whole
+        // inline budget (detail/inline_budget.hpp): what that chain deferred
+        // waits behind the next epoll_wait, so the other sockets' events
+        // come first.
+        bool spent = false;
+        std::size_t n = run_posted_once(l, spent);
+        for (int round = 0; round < 8 && !spent && detail::tls_loop.head != nullptr; ++round) {
+            n += run_posted_once(l, spent);
         }
         return n;
     }
 
     std::size_t run_posted_once(loop_state& l) noexcept
+    {
+        bool spent = false;
+        return run_posted_once(l, spent);
+    }
+
+    /// Runs what was posted to loop `l` and to this thread until now; sets
+    /// `spent` when an item used up its chain's inline budget.
+    std::size_t run_posted_once(loop_state& l, bool& spent) noexcept
     {
         detail::loop_context& tls = detail::tls_loop;
         work_item* local = tls.head;
@@ -572,6 +582,7 @@ private:
                 work_item* next = list->next;
                 asock::detail::refill_inline_budget(); // each item: a chain of its own
                 list->run(list);
+                spent = spent || asock::detail::inline_budget_spent();
                 list = next;
                 ++n;
             }

@@ -562,18 +562,27 @@ private:
     std::size_t run_posted() noexcept
     {
         // Work that this thread posts while running posted work runs in the
-        // same turn, at most 9 rounds deep: a chain that keeps posting itself
-        // (an awaiter whose inline budget ran out) waits behind the next look
-        // at the completion queue (the turn does not wait in the kernel while
-        // tls_loop holds work).
-        std::size_t n = run_posted_once();
-        for (int round = 0; round < 8 && detail::tls_loop.head != nullptr; ++round) {
-            n += run_posted_once();
+        // same turn, at most 9 rounds deep, and none more after an item that
+        // spent its whole inline budget: what that chain deferred waits
+        // behind the next look at the completion queue (the turn does not
+        // wait in the kernel while tls_loop holds work).
+        bool spent = false;
+        std::size_t n = run_posted_once(spent);
+        for (int round = 0; round < 8 && !spent && detail::tls_loop.head != nullptr; ++round) {
+            n += run_posted_once(spent);
         }
         return n;
     }
 
     std::size_t run_posted_once() noexcept
+    {
+        bool spent = false;
+        return run_posted_once(spent);
+    }
+
+    /// Runs what was posted until now; sets `spent` when an item used up its
+    /// chain's inline budget.
+    std::size_t run_posted_once(bool& spent) noexcept
     {
         detail::loop_context& tls = detail::tls_loop;
         work_item* local = tls.head;
@@ -592,6 +601,7 @@ private:
                 work_item* next = list->next;
                 asock::detail::refill_inline_budget(); // each item: a chain of its own
                 list->run(list);
+                spent = spent || asock::detail::inline_budget_spent();
                 list = next;
                 ++n;
             }
